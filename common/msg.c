@@ -1,0 +1,31 @@
+/* Frame helpers shared by every link. */
+#include "msg.h"
+
+const char *msg_type_name(uint16_t type)
+{
+	switch (type) {
+	case MSG_CONFIG: return "MSG_CONFIG";
+	case MSG_PROCFD: return "MSG_PROCFD";
+	case MSG_LISTENER: return "MSG_LISTENER";
+	case MSG_START: return "MSG_START";
+	case MSG_READY: return "MSG_READY";
+	case MSG_FATAL: return "MSG_FATAL";
+	case MSG_PROPOSE: return "MSG_PROPOSE";
+	case MSG_PROPOSE_ERR: return "MSG_PROPOSE_ERR";
+	case MSG_READINDEX: return "MSG_READINDEX";
+	case MSG_READINDEX_RESP: return "MSG_READINDEX_RESP";
+	case MSG_RAFT_STATE: return "MSG_RAFT_STATE";
+	case MSG_RAFT_MSG: return "MSG_RAFT_MSG";
+	case MSG_APPLY: return "MSG_APPLY";
+	case MSG_APPLIED: return "MSG_APPLIED";
+	case MSG_QUERY: return "MSG_QUERY";
+	case MSG_RESULT: return "MSG_RESULT";
+	}
+	return "MSG_?";
+}
+
+ProtobufCMessage *msg_unpack(const ProtobufCMessageDescriptor *d,
+			     const uint8_t *body, size_t len)
+{
+	return protobuf_c_message_unpack(d, NULL, len, body);
+}
