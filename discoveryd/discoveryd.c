@@ -1,13 +1,48 @@
-/* TEMPORARY skeleton, replaced by the real discoveryd. */
+/*
+ * discoveryd: produces the initial cluster of a new member. For a static
+ * cluster (--initial-cluster) the supervisor already has it, so for now this
+ * worker only takes its configuration, reports ready and waits to be
+ * stopped (SIGTERM, or the supervisor's link closing: common/worker.c).
+ *
+ * Still to come (later issues), all of it here and nowhere else:
+ * - etcd's v2 discovery protocol against --discovery (register this member
+ *   under the discovery URL, wait for _config/size members, honouring
+ *   --discovery-proxy / ETCD_DISCOVERY_PROXY and --discovery-fallback);
+ * - DNS SRV bootstrap with ldns (_etcd-server-ssl[-name]._tcp.<domain>,
+ *   then _etcd-server[-name]._tcp.<domain>), resolving the targets and
+ *   checking that one of them is this member's advertised peer URL;
+ * - sending the result (members, token, state) to the supervisor, which
+ *   computes the IDs and starts raftd with them.
+ * It stays idle when the data dir already holds a WAL.
+ */
+#include <unistd.h>
+
+#include "log.h"
 #include "worker.h"
 
 static void on_msg(struct worker *w, enum proc_role from,
 		   const struct msg_hdr *hdr, const uint8_t *body, int fd)
 {
-	(void)w; (void)from; (void)hdr; (void)body; (void)fd;
+	(void)body;
+	/* Nothing is addressed to discoveryd yet: a frame is a bug upstream. */
+	if (fd >= 0)
+		close(fd);
+	log_warn("discoveryd", "unexpected %s from %s", msg_type_name(hdr->type),
+		 proc_name(from));
+	(void)w;
 }
 
-static const struct worker_ops ops = { .on_msg = on_msg };
+static int on_start(struct worker *w)
+{
+	log_debug("discoveryd", "static bootstrap: nothing to discover for %s",
+		  w->cfg->name);
+	return 0;
+}
+
+static const struct worker_ops ops = {
+	.on_msg = on_msg,
+	.on_start = on_start,
+};
 
 int discoveryd_main(int argc, char **argv)
 {

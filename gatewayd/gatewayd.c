@@ -1,15 +1,430 @@
-/* TEMPORARY skeleton, replaced by the real gatewayd. */
-#include "worker.h"
+/*
+ * gatewayd: every network socket of a member. It serves etcd's JSON gateway
+ * on the client listeners, turns requests into proposals for raftd and
+ * queries for storaged, and answers when their results come back.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <event2/http.h>
+
+#include "gatewayd.h"
+#include "gw.h"
+#include "log.h"
+#include "pbjson.h"
+#include "raft_internal.pb-c.h"
+
+#define ERR_TIMEOUT "etcdserver: request timed out"
+#define TICK_MS 50
+
+static uint64_t unix_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* Detaches the client's request from p, so that p can be freed after. */
+static struct evhttp_request *take_req(struct pending *p)
+{
+	struct evhttp_request *req = p->req;
+	p->req = NULL;
+	if (p->conn) {
+		p->conn->pending = NULL;
+		p->conn = NULL;
+	}
+	return req;
+}
+
+void gw_propose(struct gw *gw, struct pending *p, ProtobufCMessage *irr)
+{
+	/* Without raftd nothing can be proposed, and without storaged the
+	 * outcome would never be known: fail now rather than at the deadline. */
+	if (!gw->w->peer[PROC_RAFTD] || !gw->w->peer[PROC_STORAGED] ||
+	    worker_send_pb(gw->w, PROC_RAFTD, MSG_PROPOSE, p->id, irr) < 0) {
+		pending_fail(gw, p, 14, ERR_TIMEOUT);
+		return;
+	}
+	p->wait = PW_PROPOSE;
+}
+
+static void send_query(struct gw *gw, struct pending *p, uint64_t min_applied)
+{
+	Ipc__Query q = IPC__QUERY__INIT;
+	q.min_applied = min_applied;
+	switch (p->kind) {
+	case PK_MEMBER_LIST:
+		q.query_case = IPC__QUERY__QUERY_MEMBER_LIST;
+		q.member_list = (Etcdserverpb__MemberListRequest *)p->msg;
+		break;
+	case PK_STATUS:
+		q.query_case = IPC__QUERY__QUERY_STATUS;
+		q.status = (Etcdserverpb__StatusRequest *)p->msg;
+		break;
+	default:
+		q.query_case = IPC__QUERY__QUERY_RANGE;
+		q.range = (Etcdserverpb__RangeRequest *)p->msg;
+		break;
+	}
+	p->wait = PW_QUERY;
+	if (worker_send_pb(gw->w, PROC_STORAGED, MSG_QUERY, p->id, &q.base) < 0)
+		pending_fail(gw, p, 14, ERR_TIMEOUT);
+}
+
+void gw_read(struct gw *gw, struct pending *p, int linearizable)
+{
+	if (!linearizable) {
+		send_query(gw, p, 0);
+		return;
+	}
+	p->wait = PW_READINDEX;
+	p->in_ri = 1;
+	TAILQ_INSERT_TAIL(&gw->ri_wait, p, rq);
+	/* Start the round once this loop pass has read every request that
+	 * arrived with this one: they all share it. */
+	if (!gw->ri_id)
+		event_active(gw->ri_ev, EV_TIMEOUT, 0);
+}
+
+static void start_round(struct gw *gw)
+{
+	struct pending *p;
+	if (gw->ri_id || TAILQ_EMPTY(&gw->ri_wait))
+		return;
+	if (!gw->w->peer[PROC_RAFTD]) {
+		while ((p = TAILQ_FIRST(&gw->ri_wait)))
+			pending_fail(gw, p, 14, ERR_TIMEOUT);
+		return;
+	}
+	gw->ri_id = reqid_next(&gw->ids);
+	while ((p = TAILQ_FIRST(&gw->ri_wait))) {
+		TAILQ_REMOVE(&gw->ri_wait, p, rq);
+		TAILQ_INSERT_TAIL(&gw->ri_round, p, rq);
+		p->in_ri = 2;
+	}
+	if (worker_send(gw->w, PROC_RAFTD, MSG_READINDEX, gw->ri_id, NULL, 0) < 0) {
+		gw->ri_id = 0;
+		while ((p = TAILQ_FIRST(&gw->ri_round)))
+			pending_fail(gw, p, 14, ERR_TIMEOUT);
+	}
+}
+
+static void on_ri_ev(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	start_round(arg);
+}
+
+static void on_readindex(struct gw *gw, const struct msg_hdr *hdr,
+			 const uint8_t *body)
+{
+	Ipc__ReadIndexResp *r = MSG_UNPACK(Ipc__ReadIndexResp,
+					   ipc__read_index_resp, body, hdr->len);
+	if (!r)
+		worker_fatal(gw->w, "gatewayd: bad MSG_READINDEX_RESP from raftd");
+	if (hdr->id == gw->ri_id && gw->ri_id) {
+		struct pending *p;
+		gw->ri_id = 0;
+		while ((p = TAILQ_FIRST(&gw->ri_round))) {
+			TAILQ_REMOVE(&gw->ri_round, p, rq);
+			p->in_ri = 0;
+			if (r->error)
+				pending_fail(gw, p, r->error->code,
+					     r->error->message);
+			else
+				send_query(gw, p, r->index);
+		}
+		/* What arrived during the round needs a round of its own. */
+		start_round(gw);
+	}
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
+/* The response's header gets what gatewayd knows; storaged set revision. */
+static void fill_header(struct gw *gw, ProtobufCMessage *resp,
+			Etcdserverpb__ResponseHeader *spare)
+{
+	const ProtobufCFieldDescriptor *f =
+		protobuf_c_message_descriptor_get_field_by_name(resp->descriptor,
+								"header");
+	if (!f || f->descriptor != &etcdserverpb__response_header__descriptor)
+		return;
+	Etcdserverpb__ResponseHeader **hp =
+		(Etcdserverpb__ResponseHeader **)((char *)resp + f->offset);
+	if (!*hp)
+		*hp = spare;
+	(*hp)->cluster_id = gw->cluster_id;
+	(*hp)->member_id = gw->member_id;
+	(*hp)->raft_term = gw->term;
+}
+
+static void on_result(struct gw *gw, const struct msg_hdr *hdr,
+		      const uint8_t *body)
+{
+	struct pending *p = u64map_get(&gw->pend, hdr->id);
+	if (!p)
+		return; /* timed out or failed meanwhile */
+	Ipc__Result *r = MSG_UNPACK(Ipc__Result, ipc__result, body, hdr->len);
+	if (!r)
+		worker_fatal(gw->w, "gatewayd: bad MSG_RESULT from storaged");
+
+	ProtobufCMessage *resp = NULL;
+	switch (r->response_case) {
+	case IPC__RESULT__RESPONSE_RANGE: resp = &r->range->base; break;
+	case IPC__RESULT__RESPONSE_PUT: resp = &r->put->base; break;
+	case IPC__RESULT__RESPONSE_DELETE_RANGE: resp = &r->delete_range->base; break;
+	case IPC__RESULT__RESPONSE_TXN: resp = &r->txn->base; break;
+	case IPC__RESULT__RESPONSE_COMPACTION: resp = &r->compaction->base; break;
+	case IPC__RESULT__RESPONSE_MEMBER_LIST: resp = &r->member_list->base; break;
+	case IPC__RESULT__RESPONSE_STATUS: resp = &r->status->base; break;
+	default: break;
+	}
+
+	if (p->kind == PK_HEALTH) {
+		struct evhttp_request *req = take_req(p);
+		if (req)
+			http_reply_health(req, !r->error);
+		pending_free(gw, p);
+	} else if (r->error || !resp) {
+		pending_fail(gw, p, r->error ? r->error->code : 13,
+			     r->error ? r->error->message : "etcdserver: no response");
+	} else {
+		Etcdserverpb__ResponseHeader spare = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+		char version[] = ETCD_VERSION;
+		Etcdserverpb__ResponseHeader **hp = NULL;
+		fill_header(gw, resp, &spare);
+		if (p->kind == PK_STATUS) {
+			Etcdserverpb__StatusResponse *st = r->status;
+			/* Ours to say: storaged knows the store, not Raft. */
+			if (!st->version || !*st->version)
+				st->version = version;
+			st->leader = gw->leader;
+			st->raftindex = gw->commit;
+			st->raftterm = gw->term;
+		}
+		struct jbuf b = JBUF_INIT;
+		pbjson_encode(&b, resp);
+		/* Undo what points into our stack before protobuf-c frees. */
+		const ProtobufCFieldDescriptor *f =
+			protobuf_c_message_descriptor_get_field_by_name(
+				resp->descriptor, "header");
+		if (f)
+			hp = (Etcdserverpb__ResponseHeader **)((char *)resp + f->offset);
+		if (hp && *hp == &spare)
+			*hp = NULL;
+		if (p->kind == PK_STATUS && r->status->version == version)
+			r->status->version = NULL;
+		struct evhttp_request *req = take_req(p);
+		if (b.oom) {
+			jbuf_clear(&b);
+			if (req)
+				http_reply_error(req, 8, "etcdserver: too many requests");
+		} else if (req) {
+			size_t len;
+			char *out = jbuf_steal(&b, &len);
+			http_reply_json(req, out, len, 1);
+		} else {
+			jbuf_clear(&b);
+		}
+		pending_free(gw, p);
+	}
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
+static void on_propose_err(struct gw *gw, const struct msg_hdr *hdr,
+			   const uint8_t *body)
+{
+	Ipc__Error *e = MSG_UNPACK(Ipc__Error, ipc__error, body, hdr->len);
+	if (!e)
+		worker_fatal(gw->w, "gatewayd: bad MSG_PROPOSE_ERR from raftd");
+	struct pending *p = u64map_get(&gw->pend, hdr->id);
+	if (p)
+		pending_fail(gw, p, e->code, e->message);
+	protobuf_c_message_free_unpacked(&e->base, NULL);
+}
+
+static void on_raft_state(struct gw *gw, const struct msg_hdr *hdr,
+			  const uint8_t *body)
+{
+	Ipc__RaftState *s = MSG_UNPACK(Ipc__RaftState, ipc__raft_state, body,
+				       hdr->len);
+	if (!s)
+		worker_fatal(gw->w, "gatewayd: bad MSG_RAFT_STATE from raftd");
+	if (s->leader != gw->leader) {
+		if (s->leader)
+			log_info("etcdserver", "leader is %016llx at term %llu",
+				 (unsigned long long)s->leader,
+				 (unsigned long long)s->term);
+		else
+			log_info("etcdserver", "no leader at term %llu",
+				 (unsigned long long)s->term);
+	}
+	gw->term = s->term;
+	gw->leader = s->leader;
+	gw->commit = s->commit;
+	protobuf_c_message_free_unpacked(&s->base, NULL);
+}
 
 static void on_msg(struct worker *w, enum proc_role from,
 		   const struct msg_hdr *hdr, const uint8_t *body, int fd)
 {
-	(void)w; (void)from; (void)hdr; (void)body; (void)fd;
+	struct gw *gw = w->arg;
+	if (fd >= 0)
+		close(fd);
+	switch (from) {
+	case PROC_RAFTD:
+		switch (hdr->type) {
+		case MSG_PROPOSE_ERR:
+			on_propose_err(gw, hdr, body);
+			return;
+		case MSG_READINDEX_RESP:
+			on_readindex(gw, hdr, body);
+			return;
+		case MSG_RAFT_STATE:
+			on_raft_state(gw, hdr, body);
+			return;
+		case MSG_RAFT_MSG:
+			/* The peer transport comes with the next issue. */
+			return;
+		}
+		break;
+	case PROC_STORAGED:
+		if (hdr->type == MSG_RESULT) {
+			on_result(gw, hdr, body);
+			return;
+		}
+		break;
+	default:
+		break;
+	}
+	log_warn("embed", "unexpected %s from %s", msg_type_name(hdr->type),
+		 proc_name(from));
 }
 
-static const struct worker_ops ops = { .on_msg = on_msg };
+static int waits_on_raftd(const struct pending *p)
+{
+	return p->wait == PW_PROPOSE || p->wait == PW_READINDEX;
+}
+
+static int waits_on_storaged(const struct pending *p)
+{
+	return p->wait == PW_PROPOSE || p->wait == PW_QUERY;
+}
+
+static void on_peer_down(struct worker *w, enum proc_role role)
+{
+	struct gw *gw = w->arg;
+	/* Whatever was in flight there may or may not have happened: an
+	 * error is honest, waiting for the deadline would not help. */
+	if (role == PROC_RAFTD) {
+		gw->ri_id = 0;
+		gw->leader = 0;
+		pending_fail_if(gw, waits_on_raftd, 14, ERR_TIMEOUT);
+	} else if (role == PROC_STORAGED) {
+		pending_fail_if(gw, waits_on_storaged, 14, ERR_TIMEOUT);
+	}
+	log_warn("embed", "lost %s: failed the requests waiting on it",
+		 proc_name(role));
+}
+
+static void on_listener(struct worker *w, const Ipc__Listener *l, int fd)
+{
+	struct gw *gw = w->arg;
+	if (strncmp(l->url, "https:", 6) == 0) {
+		log_err("embed", "TLS listener %s is not supported yet", l->url);
+		close(fd);
+		return;
+	}
+	if (http_listen(gw, l->url, l->peer, fd) < 0)
+		worker_fatal(w, "cannot serve %s", l->url);
+	log_info("embed", "serving %s traffic on %s", l->peer ? "peer" : "client",
+		 l->url);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct gw *gw = arg;
+	pending_expire(gw, gw_now_ms());
+}
+
+int gw_init(struct gw *gw, struct worker *w)
+{
+	const Ipc__WorkerConfig *cfg = w->cfg;
+	memset(gw, 0, sizeof(*gw));
+	gw->w = w;
+	gw->base = w->base;
+	gw->member_id = cfg->member_id;
+	gw->cluster_id = cfg->cluster_id;
+	gw->max_request_bytes = cfg->max_request_bytes ? cfg->max_request_bytes
+						       : 1572864;
+	gw->grpc_max = gw->max_request_bytes + (512u << 10);
+	gw->max_txn_ops = cfg->max_txn_ops ? cfg->max_txn_ops : 128;
+	gw->timeout_ms = 5000 + 2 * (uint64_t)(cfg->election_timeout_ms
+						       ? cfg->election_timeout_ms
+						       : 1000);
+	gw->accepting = 1;
+	reqid_init(&gw->ids, gw->member_id, unix_ms());
+	TAILQ_INIT(&gw->dq_req);
+	TAILQ_INIT(&gw->dq_health);
+	TAILQ_INIT(&gw->ri_round);
+	TAILQ_INIT(&gw->ri_wait);
+	gw->ri_ev = event_new(gw->base, -1, 0, on_ri_ev, gw);
+	gw->tick = event_new(gw->base, -1, EV_PERSIST, on_tick, gw);
+	if (!gw->ri_ev || !gw->tick)
+		return -ENOMEM;
+	struct timeval tv = { 0, TICK_MS * 1000 };
+	event_add(gw->tick, &tv);
+	return 0;
+}
+
+void gw_done(struct gw *gw)
+{
+	struct pending *p;
+	/* Answer what is still open before the sockets go. */
+	while ((p = TAILQ_FIRST(&gw->dq_req)))
+		pending_fail(gw, p, 14, ERR_TIMEOUT);
+	while ((p = TAILQ_FIRST(&gw->dq_health)))
+		pending_fail(gw, p, 14, ERR_TIMEOUT);
+	http_close_all(gw);
+	if (gw->ri_ev)
+		event_free(gw->ri_ev);
+	if (gw->tick)
+		event_free(gw->tick);
+	gw->ri_ev = gw->tick = NULL;
+	u64map_clear(&gw->pend);
+	u64map_clear(&gw->conns);
+}
+
+static int on_start(struct worker *w)
+{
+	if (gw_init(w->arg, w) < 0) {
+		log_err("embed", "gatewayd: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void on_stop(struct worker *w)
+{
+	gw_done(w->arg);
+}
+
+const struct worker_ops gatewayd_ops = {
+	.on_msg = on_msg,
+	.on_peer_down = on_peer_down,
+	.on_listener = on_listener,
+	.on_start = on_start,
+	.on_stop = on_stop,
+};
 
 int gatewayd_main(int argc, char **argv)
 {
-	return worker_run(PROC_GATEWAYD, &ops, NULL, argc, argv);
+	static struct gw gw;
+	return worker_run(PROC_GATEWAYD, &gatewayd_ops, &gw, argc, argv);
 }

@@ -1,7 +1,312 @@
-/* TEMPORARY skeleton: the real supervisor replaces it. */
+/*
+ * The etcd executable. "etcd -P <role>" runs a worker; anything else is the
+ * supervisor: configuration, data dir, listeners, then the workers.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 
+#include "config.h"
+#include "datadir.h"
+#include "listen.h"
+#include "log.h"
 #include "proc.h"
+#include "rpc.pb-c.h"
+#include "supervisor.h"
+
+extern char **environ;
+
+#define PKG "etcdmain"
+
+static const char *go_arch(void)
+{
+	static struct utsname u;
+	if (uname(&u) < 0)
+		return "unknown";
+	if (strcmp(u.machine, "x86_64") == 0)
+		return "amd64";
+	if (strcmp(u.machine, "aarch64") == 0)
+		return "arm64";
+	if (strcmp(u.machine, "i686") == 0 || strcmp(u.machine, "i386") == 0)
+		return "386";
+	return u.machine;
+}
+
+static int report(const struct config *c, const struct cfg_error *e)
+{
+	for (size_t i = 0; c && i < c->n_notes; i++)
+		log_msg(c->notes[i].lvl, c->notes[i].pkg, "%s", c->notes[i].text);
+	switch (e->kind) {
+	case CFG_ERR_FLAG:
+		fprintf(stderr, "%s\n%s", e->msg, config_usage_text);
+		break;
+	case CFG_ERR_VERIFY:
+		log_err(PKG, "error verifying flags, %s. See 'etcd --help'.", e->msg);
+		if (e->extra[0])
+			log_err(PKG, "%s", e->extra);
+		break;
+	case CFG_ERR_FATAL:
+		log_crit(e->pkg[0] ? e->pkg : PKG, "%s", e->msg);
+		break;
+	case CFG_ERR_PLAIN:
+		fprintf(stderr, "etcd: %s\n", e->msg);
+		break;
+	}
+	return config_exit_code(e->kind);
+}
+
+/* The configuration every worker gets; strings borrowed from c. */
+struct wcfg_store {
+	Ipc__WorkerConfig w;
+	char **lists[4];
+	Etcdserverpb__Member *members;
+	Etcdserverpb__Member **member_ptrs;
+	char **member_urls;
+};
+
+static char **url_strings(const struct url_list *l)
+{
+	char **v = calloc(l->n ? l->n : 1, sizeof(*v));
+	if (v)
+		for (size_t i = 0; i < l->n; i++)
+			v[i] = l->v[i].str;
+	return v;
+}
+
+static int build_wcfg(const struct config *c, uint64_t member_id,
+		      uint64_t cluster_id, const char *name, bool bootstrap,
+		      struct wcfg_store *st)
+{
+	Ipc__WorkerConfig *w = &st->w;
+	static const enum flag_id lf[4] = {
+		F_LISTEN_CLIENT_URLS, F_ADVERTISE_CLIENT_URLS,
+		F_LISTEN_PEER_URLS, F_INITIAL_ADVERTISE_PEER_URLS,
+	};
+
+	ipc__worker_config__init(w);
+	w->name = (char *)name;
+	w->data_dir = (char *)config_data_dir(c);
+	w->member_id = member_id;
+	w->cluster_id = cluster_id;
+	for (int i = 0; i < 4; i++)
+		if (!(st->lists[i] = url_strings(cfg_urls(c, lf[i]))))
+			return -ENOMEM;
+	w->n_listen_client_urls = cfg_urls(c, lf[0])->n;
+	w->listen_client_urls = st->lists[0];
+	w->n_advertise_client_urls = cfg_urls(c, lf[1])->n;
+	w->advertise_client_urls = st->lists[1];
+	w->n_listen_peer_urls = cfg_urls(c, lf[2])->n;
+	w->listen_peer_urls = st->lists[2];
+	w->n_initial_advertise_peer_urls = cfg_urls(c, lf[3])->n;
+	w->initial_advertise_peer_urls = st->lists[3];
+	w->bootstrap = bootstrap;
+	if (bootstrap) {
+		size_t n = c->n_members, nurls = 0;
+		for (size_t i = 0; i < n; i++)
+			nurls += c->members[i].peer_urls.n;
+		st->members = calloc(n ? n : 1, sizeof(*st->members));
+		st->member_ptrs = calloc(n ? n : 1, sizeof(*st->member_ptrs));
+		st->member_urls = calloc(nurls ? nurls : 1, sizeof(char *));
+		if (!st->members || !st->member_ptrs || !st->member_urls)
+			return -ENOMEM;
+		char **u = st->member_urls;
+		for (size_t i = 0; i < n; i++) {
+			Etcdserverpb__Member *m = &st->members[i];
+			etcdserverpb__member__init(m);
+			m->id = c->members[i].id;
+			m->name = c->members[i].name;
+			m->n_peerurls = c->members[i].peer_urls.n;
+			m->peerurls = u;
+			for (size_t k = 0; k < m->n_peerurls; k++)
+				*u++ = c->members[i].peer_urls.v[k].str;
+			if (m->id == member_id) {
+				m->n_clienturls = w->n_advertise_client_urls;
+				m->clienturls = w->advertise_client_urls;
+			}
+			st->member_ptrs[i] = m;
+		}
+		w->n_initial_members = n;
+		w->initial_members = st->member_ptrs;
+	}
+	w->initial_cluster_token = (char *)cfg_str(c, F_INITIAL_CLUSTER_TOKEN);
+	w->snapshot_count = c->v[F_SNAPSHOT_COUNT].u;
+	w->heartbeat_interval_ms = (uint32_t)c->v[F_HEARTBEAT_INTERVAL].u;
+	w->election_timeout_ms = (uint32_t)c->v[F_ELECTION_TIMEOUT].u;
+	w->max_request_bytes = c->v[F_MAX_REQUEST_BYTES].u;
+	w->quota_backend_bytes = c->v[F_QUOTA_BACKEND_BYTES].i;
+	w->enable_v2 = c->v[F_ENABLE_V2].b;
+	w->log_level = (char *)(c->log_level == LOG_DEBUG ? "debug" :
+				cfg_str(c, F_LOG_LEVEL));
+	w->max_txn_ops = c->v[F_MAX_TXN_OPS].u > UINT32_MAX ?
+				 UINT32_MAX : (uint32_t)c->v[F_MAX_TXN_OPS].u;
+	w->auto_compaction_retention_s =
+		c->compaction_retention > UINT32_MAX ?
+			UINT32_MAX : (uint32_t)c->compaction_retention;
+	w->auto_compaction_mode = (char *)cfg_str(c, F_AUTO_COMPACTION_MODE);
+	w->wal_dir = (char *)cfg_str(c, F_WAL_DIR);
+	return 0;
+}
+
+static void wcfg_store_clear(struct wcfg_store *st)
+{
+	for (int i = 0; i < 4; i++)
+		free(st->lists[i]);
+	free(st->members);
+	free(st->member_ptrs);
+	free(st->member_urls);
+}
+
+static void log_urls(const char *what, const struct url_list *l)
+{
+	char *s = url_list_join(l, ",");
+	log_info("embed", "%s = %s", what, s ? s : "");
+	free(s);
+}
+
+static int run(int argc, char **argv)
+{
+	struct config c;
+	struct cfg_error e;
+	struct listener ls[2 * URL_LIST_MAX];
+	size_t n_ls = 0;
+	struct identity id;
+	struct wcfg_store st;
+	int code = 1, r;
+
+	memset(&c, 0, sizeof(c));
+	memset(&st, 0, sizeof(st));
+	if (config_parse(&c, argc, argv, environ, &e) < 0) {
+		code = report(&c, &e);
+		goto out;
+	}
+	if (c.print_help) {
+		fputs(config_usage_text, stderr);
+		fputs(config_help_text, stdout);
+		code = 0;
+		goto out;
+	}
+	if (c.print_version) {
+		printf("etcd Version: %s\n", ETCD_VERSION);
+		printf("Git SHA: Not provided\n");
+		printf("Go Version: not applicable (C)\n");
+		printf("Go OS/Arch: linux/%s\n", go_arch());
+		code = 0;
+		goto out;
+	}
+	log_set_level(c.log_level);
+	for (size_t i = 0; i < c.n_notes; i++)
+		log_msg(c.notes[i].lvl, c.notes[i].pkg, "%s", c.notes[i].text);
+	log_info(PKG, "etcd Version: %s", ETCD_VERSION);
+	log_info(PKG, "Git SHA: Not provided");
+	log_info(PKG, "Go Version: not applicable (C)");
+	log_info(PKG, "Go OS/Arch: linux/%s", go_arch());
+
+	const char *dir = config_data_dir(&c);
+	bool initialized = datadir_initialized(dir, cfg_str(&c, F_WAL_DIR));
+	size_t old_notes = c.n_notes;
+	r = config_bootstrap(&c, initialized, &e);
+	for (size_t i = old_notes; i < c.n_notes; i++)
+		log_msg(c.notes[i].lvl, c.notes[i].pkg, "%s", c.notes[i].text);
+	if (r < 0) {
+		code = report(NULL, &e);
+		goto out;
+	}
+	if (strlen(cfg_str(&c, F_NAME)) >= sizeof(id.name)) {
+		fprintf(stderr, "etcd: --name is longer than %zu bytes\n",
+			sizeof(id.name) - 1);
+		goto out;
+	}
+	if (initialized) {
+		r = identity_read(dir, &id);
+		if (r < 0) {
+			log_crit(PKG, "cannot read the member identity in %s/member/identity: %s",
+				 dir, strerror(-r));
+			goto out;
+		}
+		log_notice(PKG, "the server is already initialized as member before, starting as etcd member...");
+	} else {
+		id.member_id = c.member_id;
+		id.cluster_id = c.cluster_id;
+		snprintf(id.name, sizeof(id.name), "%s", cfg_str(&c, F_NAME));
+	}
+
+	/* Listeners first: a port in use fails the start with nothing written. */
+	static const struct {
+		enum flag_id f;
+		bool peer;
+	} lf[] = {{F_LISTEN_PEER_URLS, true}, {F_LISTEN_CLIENT_URLS, false}};
+	for (size_t k = 0; k < 2; k++) {
+		const struct url_list *l = cfg_urls(&c, lf[k].f);
+		for (size_t i = 0; i < l->n; i++) {
+			char err[512];
+			if (listener_open(&l->v[i], lf[k].peer, &ls[n_ls], err,
+					  sizeof(err)) < 0) {
+				log_crit(PKG, "%s", err);
+				goto out;
+			}
+			n_ls++;
+			const char *hp = strstr(l->v[i].str, "://");
+			log_info("embed", "listening for %s on %s",
+				 lf[k].peer ? "peers" : "client requests",
+				 hp ? hp + 3 : l->v[i].str);
+		}
+	}
+
+	r = datadir_create(dir);
+	if (r < 0) {
+		log_crit(PKG, "cannot access data directory: mkdir %s: %s", dir,
+			 strerror(-r));
+		goto out;
+	}
+	if (!initialized) {
+		r = identity_write(dir, &id);
+		if (r < 0) {
+			log_crit(PKG, "cannot write %s/member/identity: %s", dir,
+				 strerror(-r));
+			goto out;
+		}
+	}
+
+	log_info("embed", "name = %s", cfg_str(&c, F_NAME));
+	log_info("embed", "data dir = %s", dir);
+	log_info("embed", "member dir = %s/member", dir);
+	if (cfg_str(&c, F_WAL_DIR)[0])
+		log_info("embed", "dedicated WAL dir = %s", cfg_str(&c, F_WAL_DIR));
+	log_info("embed", "heartbeat = %llums",
+		 (unsigned long long)c.v[F_HEARTBEAT_INTERVAL].u);
+	log_info("embed", "election = %llums",
+		 (unsigned long long)c.v[F_ELECTION_TIMEOUT].u);
+	log_info("embed", "snapshot count = %llu",
+		 (unsigned long long)c.v[F_SNAPSHOT_COUNT].u);
+	log_urls("advertise client URLs", cfg_urls(&c, F_ADVERTISE_CLIENT_URLS));
+	if (!initialized) {
+		log_urls("initial advertise peer URLs",
+			 cfg_urls(&c, F_INITIAL_ADVERTISE_PEER_URLS));
+		log_info("etcdserver", "starting member %016llx in cluster %016llx",
+			 (unsigned long long)id.member_id,
+			 (unsigned long long)id.cluster_id);
+	} else {
+		log_info("etcdserver", "restarting member %016llx in cluster %016llx",
+			 (unsigned long long)id.member_id,
+			 (unsigned long long)id.cluster_id);
+	}
+
+	if (build_wcfg(&c, id.member_id, id.cluster_id, id.name, !initialized,
+		       &st) < 0) {
+		log_crit(PKG, "out of memory");
+		goto out;
+	}
+	code = supervisor_run(&st.w, ls, n_ls);
+out:
+	for (size_t i = 0; i < n_ls; i++)
+		listener_close(&ls[i]);
+	wcfg_store_clear(&st);
+	config_clear(&c);
+	return code;
+}
 
 int main(int argc, char **argv)
 {
@@ -11,8 +316,10 @@ int main(int argc, char **argv)
 		case PROC_STORAGED: return storaged_main(argc, argv);
 		case PROC_GATEWAYD: return gatewayd_main(argc, argv);
 		case PROC_DISCOVERYD: return discoveryd_main(argc, argv);
-		default: return 1;
+		default:
+			fprintf(stderr, "etcd: unknown process role %s\n", argv[2]);
+			return 1;
 		}
 	}
-	return 0;
+	return run(argc, argv);
 }

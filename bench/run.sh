@@ -1,0 +1,174 @@
+#!/bin/bash
+# Benchmark: our etcd against Debian's etcd 3.4 on the same machine, same load.
+#
+#   bash bench/run.sh            (from anywhere; builds nothing: run `ninja -C build` first)
+#
+# Starts one single-member cluster of ours (build/etcd) on 127.0.55.1 and one of the
+# reference (/usr/bin/etcd) on 127.0.55.2, each with a fresh data dir under a temp dir,
+# and drives both with the same wrk load (bench/kv.lua):
+#   - first fills the key space (NKEYS keys, 256-byte values) so ranges hit,
+#   - put   : POST /v3/kv/put, random key of the key space, 256-byte value,
+#   - range : POST /v3/kv/range, one random existing key (linearizable),
+#   each with 1 connection and with 64 connections, WARMUP seconds of warm-up and then
+#   DURATION seconds measured,
+# then writes 100,000 more keys into each and measures each server's total RSS (every
+# process: for ours the supervisor and all its descendants; VmRSS from /proc).
+# Prints one table: test, ours req/s, ours p99, etcd req/s, etcd p99, ours/etcd, then the
+# RSS line. Every process it started is stopped by PID on exit.
+#
+# Environment: ETCD_BIN (ours, default build/etcd), REF_BIN (default /usr/bin/etcd),
+# DURATION (10), WARMUP (2), NKEYS (10000), FILL (100000), THREADS (wrk threads for the
+# 64-connection runs, default 2). ETCD_BIN=/usr/bin/etcd compares etcd with itself, to
+# check the bench.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OURS=${ETCD_BIN:-$ROOT/build/etcd}
+REF=${REF_BIN:-/usr/bin/etcd}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+NKEYS=${NKEYS:-10000}
+FILL=${FILL:-100000}
+THREADS=${THREADS:-2}
+LUA=$ROOT/bench/kv.lua
+OURS_HOST=127.0.55.1
+REF_HOST=127.0.55.2
+
+for b in "$OURS" "$REF"; do
+	[ -x "$b" ] || { echo "bench: $b is not an executable (build first: ninja -C build)" >&2; exit 1; }
+done
+command -v wrk >/dev/null || { echo "bench: wrk is missing (bash tests/install-deps.sh)" >&2; exit 1; }
+command -v curl >/dev/null || { echo "bench: curl is missing" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/etcd-bench.XXXXXX)
+PIDS=()
+
+descendants() { # pid -> every descendant pid, from /proc/<pid>/task/*/children
+	local c
+	for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		echo "$c"
+		descendants "$c"
+	done
+}
+
+stop_all() {
+	local pid all p i
+	for pid in "${PIDS[@]}"; do
+		all="$pid $(descendants "$pid" | tr '\n' ' ')"
+		kill -TERM "$pid" 2>/dev/null || true
+		for i in $(seq 100); do # up to 10 s
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		for p in $all; do
+			kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+		done
+		wait "$pid" 2>/dev/null || true
+	done
+	PIDS=()
+	rm -rf "$WORK"
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+start() { # name binary host -> pid in PIDS
+	local name=$1 bin=$2 host=$3 i
+	for port in 2379 2380; do
+		if (exec 3<>/dev/tcp/"$host"/"$port") 2>/dev/null; then
+			echo "bench: $host:$port is already in use" >&2
+			exit 1
+		fi
+	done
+	mkdir -p "$WORK/$name"
+	(cd "$WORK/$name" && exec "$bin" --name "$name" --data-dir "$WORK/$name/data" \
+		--listen-client-urls "http://$host:2379" --advertise-client-urls "http://$host:2379" \
+		--listen-peer-urls "http://$host:2380" --initial-advertise-peer-urls "http://$host:2380" \
+		--initial-cluster "$name=http://$host:2380" >"$WORK/$name/log" 2>&1) &
+	PIDS+=($!)
+	for i in $(seq 300); do # up to 30 s
+		if curl -sf -m 1 "http://$host:2379/health" 2>/dev/null | grep -q true; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "bench: $name did not become healthy; its log:" >&2
+	tail -30 "$WORK/$name/log" >&2
+	exit 1
+}
+
+rss_kib() { # pid -> total VmRSS of the pid and its descendants, KiB
+	local total=0 p r
+	for p in "$1" $(descendants "$1"); do
+		r=$(awk '/^VmRSS:/ {print $2}' /proc/"$p"/status 2>/dev/null || true)
+		total=$((total + ${r:-0}))
+	done
+	echo "$total"
+}
+
+nprocs() { echo $((1 + $(descendants "$1" | wc -l))); }
+
+wrk_run() { # host threads conns seconds args... -> "RESULT ..." line
+	local host=$1 t=$2 c=$3 d=$4
+	shift 4
+	wrk -t "$t" -c "$c" -d "${d}s" --timeout 10s -s "$LUA" "http://$host:2379" -- "$@" |
+		grep '^RESULT' || echo "RESULT 0 0 0 0"
+}
+
+fill() { # host prefix total
+	local t=$THREADS r
+	r=$(wrk -t "$t" -c 64 -d 600s --timeout 10s -s "$LUA" "http://$1:2379" -- fill "$2" "$3" "$t" |
+		grep '^RESULT' || echo "RESULT 0 0 0 0")
+	set -- $r
+	[ "$4" = 0 ] && [ "$5" = 0 ] || echo "bench: fill of $1 had $4 non-2xx and $5 socket errors" >&2
+}
+
+echo "starting ours ($OURS) on $OURS_HOST and etcd ($REF) on $REF_HOST in $WORK"
+start ours "$OURS" "$OURS_HOST"
+OURS_PID=${PIDS[0]}
+start etcd "$REF" "$REF_HOST"
+REF_PID=${PIDS[1]}
+
+for h in "$OURS_HOST" "$REF_HOST"; do
+	fill "$h" key "$NKEYS"
+done
+
+rows=()
+for test in "put 1" "put 64" "range 1" "range 64"; do
+	set -- $test
+	op=$1 conns=$2
+	t=$THREADS
+	[ "$conns" -lt "$t" ] && t=$conns
+	line="$op, $conns conn"
+	for h in "$OURS_HOST" "$REF_HOST"; do
+		wrk_run "$h" "$t" "$conns" "$WARMUP" "$op" "$NKEYS" >/dev/null
+		res=$(wrk_run "$h" "$t" "$conns" "$DURATION" "$op" "$NKEYS")
+		set -- $res
+		line="$line|$2|$3|$4|$5"
+	done
+	rows+=("$line")
+	echo "  done: $op with $conns connection(s)"
+done
+
+for h in "$OURS_HOST" "$REF_HOST"; do
+	fill "$h" fill/ "$FILL"
+done
+sleep 1
+OURS_RSS=$(rss_kib "$OURS_PID")
+REF_RSS=$(rss_kib "$REF_PID")
+OURS_N=$(nprocs "$OURS_PID")
+REF_N=$(nprocs "$REF_PID")
+
+echo
+printf '%-18s %12s %10s %12s %10s %8s\n' test "ours req/s" "ours p99" "etcd req/s" "etcd p99" ours/etcd
+for r in "${rows[@]}"; do
+	IFS='|' read -r name ors op99 oerr osock ers ep99 eerr esock <<<"$r"
+	ratio=$(awk -v a="$ors" -v b="$ers" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+	printf '%-18s %12.0f %8.2fms %12.0f %8.2fms %8s' "$name" "$ors" "$op99" "$ers" "$ep99" "$ratio"
+	[ "$oerr$osock$eerr$esock" = 0000 ] || printf '  (errors: ours %s/%s, etcd %s/%s)' \
+		"$oerr" "$osock" "$eerr" "$esock"
+	echo
+done
+printf 'RSS after %d keys:  ours %.1f MiB (%d processes), etcd %.1f MiB (%d process%s), ours/etcd %s\n' \
+	$((FILL + NKEYS)) "$(awk -v k="$OURS_RSS" 'BEGIN{print k/1024}')" "$OURS_N" \
+	"$(awk -v k="$REF_RSS" 'BEGIN{print k/1024}')" "$REF_N" "$([ "$REF_N" = 1 ] && echo "" || echo es)" \
+	"$(awk -v a="$OURS_RSS" -v b="$REF_RSS" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"

@@ -1,0 +1,155 @@
+/*
+ * gatewayd's state, shared by its files: the HTTP side (http_*.c) turns
+ * requests into pending entries, gatewayd.c moves them along the write path
+ * (MSG_PROPOSE to raftd, MSG_RESULT from storaged) or the read path
+ * (read-index rounds with raftd, then MSG_QUERY to storaged) and answers.
+ */
+#ifndef ETCD_GATEWAYD_GW_H
+#define ETCD_GATEWAYD_GW_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "arena.h"
+#include "reqid.h"
+#include "u64map.h"
+#include "worker.h"
+
+/* Limits on what clients can make us hold. */
+#define GW_MAX_PENDING 16384  /* requests waiting for raftd or storaged */
+#define GW_MAX_CONNS 4096     /* client connections that sent a request */
+#define GW_IDLE_TIMEOUT_S 120 /* evhttp's read/write timeout per connection */
+#define GW_HEALTH_TIMEOUT_MS 1000
+/* Raw bodies above this many times the gRPC limit cannot be valid. */
+#define GW_BODY_FACTOR 4
+
+enum pkind {
+	PK_RANGE,
+	PK_PUT,
+	PK_DELETE,
+	PK_TXN,
+	PK_COMPACT,
+	PK_MEMBER_LIST,
+	PK_STATUS,
+	PK_HEALTH,
+};
+
+/* What a pending request waits for. */
+enum pwait {
+	PW_READINDEX, /* in ri_wait or ri_round */
+	PW_QUERY,     /* MSG_RESULT for our MSG_QUERY, from storaged */
+	PW_PROPOSE,   /* MSG_RESULT after commit and apply (or MSG_PROPOSE_ERR) */
+};
+
+struct conn;
+
+struct pending {
+	uint64_t id;   /* request ID (proposals) or query id (reads) */
+	enum pkind kind;
+	enum pwait wait;
+	int in_ri;     /* 1: on ri_wait, 2: on ri_round */
+	struct evhttp_request *req; /* NULL once the client is gone */
+	struct conn *conn;
+	uint64_t deadline_ms;
+	TAILQ_ENTRY(pending) dq; /* the deadline queue it belongs to */
+	TAILQ_ENTRY(pending) rq; /* ri_wait or ri_round */
+	struct arena arena;      /* owns msg and what it points to */
+	ProtobufCMessage *msg;   /* the decoded request */
+};
+
+TAILQ_HEAD(pqueue, pending);
+
+/* A client connection that has sent at least one request. */
+struct conn {
+	struct gw *gw;
+	struct evhttp_connection *evcon;
+	struct pending *pending; /* at most one: evhttp answers in order */
+};
+
+struct gw_listener {
+	struct gw *gw;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	int peer;
+	char *url;
+	struct gw_listener *next;
+};
+
+struct gw {
+	struct worker *w;          /* borrowed */
+	struct event_base *base;   /* borrowed */
+	uint64_t member_id, cluster_id;
+	uint64_t max_request_bytes; /* etcd's --max-request-bytes */
+	uint64_t grpc_max;          /* gRPC receive limit: the above + 512 KiB */
+	uint32_t max_txn_ops;
+	uint64_t timeout_ms;        /* etcd's request timeout */
+	struct reqid ids;
+
+	/* The last MSG_RAFT_STATE. */
+	uint64_t term, leader, commit;
+
+	struct gw_listener *listeners;
+	int accepting;              /* listeners enabled */
+	struct u64map conns;        /* evcon address -> struct conn */
+
+	struct u64map pend;         /* id -> struct pending */
+	struct pqueue dq_req;       /* deadline order, request timeout */
+	struct pqueue dq_health;    /* deadline order, health timeout */
+	struct event *tick;         /* expires deadlines */
+
+	/* Read-index rounds: one in flight (ri_id, ri_round); what arrives
+	 * meanwhile waits in ri_wait for the next round. */
+	uint64_t ri_id;
+	struct pqueue ri_round, ri_wait;
+	struct event *ri_ev;        /* starts a round at the end of this loop pass */
+};
+
+uint64_t gw_now_ms(void);
+
+/* pending.c */
+struct pending *pending_new(struct gw *gw, struct evhttp_request *req,
+			    struct conn *c, enum pkind kind, uint64_t id);
+/* Unlinks p everywhere and frees it. */
+void pending_free(struct gw *gw, struct pending *p);
+/* Answers p with a gRPC error (if the client is still there), frees it. */
+void pending_fail(struct gw *gw, struct pending *p, uint32_t code,
+		  const char *msg);
+/* Fails every pending request for which pred(p) holds. */
+void pending_fail_if(struct gw *gw, int (*pred)(const struct pending *),
+		     uint32_t code, const char *msg);
+void pending_expire(struct gw *gw, uint64_t now_ms);
+
+/* http_reply.c */
+int http_status_of(uint32_t grpc_code);
+const char *http_reason(int status);
+void http_cors(struct evhttp_request *req);
+/* 200 with body (taken: malloc'd, freed by evbuffer) as application/json. */
+void http_reply_json(struct evhttp_request *req, char *body, size_t len,
+		     int grpc_ct);
+/* The gateway's error shape {"error","message","code"}. */
+void http_reply_error(struct evhttp_request *req, uint32_t code,
+		      const char *msg);
+/* Go's http.Error: text/plain, nosniff. allow: value of Allow or NULL. */
+void http_reply_text(struct evhttp_request *req, int status, const char *text,
+		     const char *allow);
+
+/* GET /health's answer: {"health":"true"} 200 or {"health":"false"} 503. */
+void http_reply_health(struct evhttp_request *req, int ok);
+
+/* http_server.c */
+int http_listen(struct gw *gw, const char *url, int peer, int fd);
+void http_close_all(struct gw *gw);
+
+/* http_kv.c: the JSON API, for a request whose route was found. */
+void kv_handle(struct gw *gw, struct evhttp_request *req, struct conn *c,
+	       enum pkind kind, const ProtobufCMessageDescriptor *d);
+void health_handle(struct gw *gw, struct evhttp_request *req, struct conn *c);
+
+/* gatewayd.c: where a decoded request goes next. */
+void gw_propose(struct gw *gw, struct pending *p, ProtobufCMessage *irr);
+void gw_read(struct gw *gw, struct pending *p, int linearizable);
+
+#endif

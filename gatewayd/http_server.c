@@ -1,0 +1,284 @@
+/*
+ * The HTTP side: one evhttp per listening socket handed over by the
+ * supervisor, client connections tracked (for the limit, and so that a
+ * request whose client went away is never answered), and the routes of
+ * etcd's client and peer ports.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/http.h>
+#include <event2/listener.h>
+
+#include "gw.h"
+#include "log.h"
+#include "rpc.pb-c.h"
+
+#define MAX_HEADERS_SIZE (64u << 10)
+
+/* The listeners accept only while we are below the connection limit. */
+static void set_accepting(struct gw *gw, int on)
+{
+	if (gw->accepting == on)
+		return;
+	gw->accepting = on;
+	for (struct gw_listener *l = gw->listeners; l; l = l->next) {
+		struct evconnlistener *el = evhttp_bound_socket_get_listener(l->bound);
+		if (l->peer || !el)
+			continue;
+		if (on)
+			evconnlistener_enable(el);
+		else
+			evconnlistener_disable(el);
+	}
+	if (!on)
+		log_warn("embed", "%zu client connections: not accepting more for now",
+			 gw->conns.n);
+}
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct conn *c = arg;
+	struct gw *gw = c->gw;
+	u64map_del(&gw->conns, (uint64_t)(uintptr_t)evcon);
+	if (c->pending) {
+		/* The client is gone: the request is answered by nobody. If
+		 * evhttp let go of it, it is ours to free. */
+		struct pending *p = c->pending;
+		if (p->req && !evhttp_request_get_connection(p->req))
+			evhttp_request_free(p->req);
+		p->req = NULL;
+		p->conn = NULL;
+	}
+	free(c);
+	if (gw->conns.n < GW_MAX_CONNS * 9 / 10)
+		set_accepting(gw, 1);
+}
+
+static struct conn *conn_get(struct gw *gw, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	if (!evcon)
+		return NULL;
+	struct conn *c = u64map_get(&gw->conns, (uint64_t)(uintptr_t)evcon);
+	if (c)
+		return c;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->gw = gw;
+	c->evcon = evcon;
+	if (u64map_put(&gw->conns, (uint64_t)(uintptr_t)evcon, c) < 0) {
+		free(c);
+		return NULL;
+	}
+	evhttp_connection_set_closecb(evcon, on_conn_close, c);
+	if (gw->conns.n >= GW_MAX_CONNS)
+		set_accepting(gw, 0);
+	return c;
+}
+
+struct route {
+	const char *path; /* after /v3/ or /v3beta/ */
+	int kind;         /* enum pkind, or -1: not supported yet */
+	const ProtobufCMessageDescriptor *desc;
+};
+
+static const struct route routes[] = {
+	{ "kv/range", PK_RANGE, &etcdserverpb__range_request__descriptor },
+	{ "kv/put", PK_PUT, &etcdserverpb__put_request__descriptor },
+	{ "kv/deleterange", PK_DELETE, &etcdserverpb__delete_range_request__descriptor },
+	{ "kv/txn", PK_TXN, &etcdserverpb__txn_request__descriptor },
+	{ "kv/compaction", PK_COMPACT, &etcdserverpb__compaction_request__descriptor },
+	{ "maintenance/status", PK_STATUS, &etcdserverpb__status_request__descriptor },
+	{ "cluster/member/list", PK_MEMBER_LIST, &etcdserverpb__member_list_request__descriptor },
+	/* etcd 3.4's other gateway routes: known, not served yet. */
+	{ "watch", -1, NULL },
+	{ "lease/grant", -1, NULL },
+	{ "lease/revoke", -1, NULL },
+	{ "lease/keepalive", -1, NULL },
+	{ "lease/timetolive", -1, NULL },
+	{ "lease/leases", -1, NULL },
+	{ "kv/lease/revoke", -1, NULL },
+	{ "kv/lease/timetolive", -1, NULL },
+	{ "kv/lease/leases", -1, NULL },
+	{ "cluster/member/add", -1, NULL },
+	{ "cluster/member/remove", -1, NULL },
+	{ "cluster/member/update", -1, NULL },
+	{ "cluster/member/promote", -1, NULL },
+	{ "maintenance/alarm", -1, NULL },
+	{ "maintenance/defragment", -1, NULL },
+	{ "maintenance/hash", -1, NULL },
+	{ "maintenance/snapshot", -1, NULL },
+	{ "maintenance/transfer-leadership", -1, NULL },
+	{ "auth/enable", -1, NULL },
+	{ "auth/disable", -1, NULL },
+	{ "auth/authenticate", -1, NULL },
+	{ "auth/user/add", -1, NULL },
+	{ "auth/user/get", -1, NULL },
+	{ "auth/user/list", -1, NULL },
+	{ "auth/user/delete", -1, NULL },
+	{ "auth/user/changepw", -1, NULL },
+	{ "auth/user/grant", -1, NULL },
+	{ "auth/user/revoke", -1, NULL },
+	{ "auth/role/add", -1, NULL },
+	{ "auth/role/get", -1, NULL },
+	{ "auth/role/list", -1, NULL },
+	{ "auth/role/delete", -1, NULL },
+	{ "auth/role/grant", -1, NULL },
+	{ "auth/role/revoke", -1, NULL },
+};
+
+static const char *after(const char *path, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return strncmp(path, prefix, n) == 0 ? path + n : NULL;
+}
+
+static void reply_version(struct evhttp_request *req)
+{
+	static const char v[] = "{\"etcdserver\":\"" ETCD_VERSION
+				"\",\"etcdcluster\":\"" ETCD_CLUSTER_VERSION "\"}";
+	char *body = strdup(v);
+	http_reply_json(req, body, body ? strlen(body) : 0, 0);
+}
+
+static void route_v3(struct gw *gw, struct evhttp_request *req, const char *rest)
+{
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		const struct route *r = &routes[i];
+		if (strcmp(rest, r->path) != 0)
+			continue;
+		if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+			http_reply_text(req, 405, "Method Not Allowed\n", NULL);
+			return;
+		}
+		if (r->kind < 0) {
+			char msg[128];
+			snprintf(msg, sizeof(msg),
+				 "etcdserver: %s is not supported yet", r->path);
+			http_reply_error(req, 12, msg);
+			return;
+		}
+		struct conn *c = conn_get(gw, req);
+		if (!c) {
+			http_reply_error(req, 8, "etcdserver: too many requests");
+			return;
+		}
+		kv_handle(gw, req, c, (enum pkind)r->kind, r->desc);
+		return;
+	}
+	/* grpc-gateway's own 404. */
+	http_reply_text(req, 404, "Not Found\n", NULL);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct gw_listener *l = arg;
+	struct gw *gw = l->gw;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	const char *rest;
+
+	if (!path || !*path)
+		path = "/";
+	if (l->peer) {
+		/* Raft's peer transport comes later; only /version for now. */
+		if (strcmp(path, "/version") == 0) {
+			if (m == EVHTTP_REQ_GET)
+				reply_version(req);
+			else
+				http_reply_text(req, 405, "Method Not Allowed\n", "GET");
+		} else {
+			http_reply_text(req, 404, "404 page not found\n", NULL);
+		}
+		return;
+	}
+	if (m == EVHTTP_REQ_OPTIONS) {
+		http_reply_text(req, 200, NULL, NULL);
+		return;
+	}
+	if ((rest = after(path, "/v3/")) || (rest = after(path, "/v3beta/"))) {
+		route_v3(gw, req, rest);
+		return;
+	}
+	if (strcmp(path, "/version") == 0 || strcmp(path, "/health") == 0) {
+		if (m != EVHTTP_REQ_GET) {
+			http_reply_text(req, 405, "Method Not Allowed\n", "GET");
+		} else if (path[1] == 'v') {
+			reply_version(req);
+		} else {
+			struct conn *c = conn_get(gw, req);
+			if (c)
+				health_handle(gw, req, c);
+			else
+				http_reply_health(req, 0);
+		}
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		http_reply_error(req, 12, "etcdserver: metrics is not supported yet");
+		return;
+	}
+	/* /v2/keys (later), /v3alpha and anything else: Go's mux 404. */
+	http_reply_text(req, 404, "404 page not found\n", NULL);
+}
+
+int http_listen(struct gw *gw, const char *url, int peer, int fd)
+{
+	struct gw_listener *l = calloc(1, sizeof(*l));
+	if (!l) {
+		close(fd);
+		return -ENOMEM;
+	}
+	l->gw = gw;
+	l->peer = peer;
+	l->url = strdup(url);
+	l->http = evhttp_new(gw->base);
+	if (!l->url || !l->http)
+		goto fail;
+	evhttp_set_allowed_methods(l->http,
+		EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+		EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+		EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	/* Bodies far beyond the gRPC limit cannot be valid requests: evhttp
+	 * refuses them (413) before they are buffered. */
+	evhttp_set_max_body_size(l->http, (ev_ssize_t)(GW_BODY_FACTOR * gw->grpc_max));
+	evhttp_set_max_headers_size(l->http, MAX_HEADERS_SIZE);
+	evhttp_set_timeout(l->http, GW_IDLE_TIMEOUT_S);
+	evhttp_set_gencb(l->http, on_request, l);
+	l->bound = evhttp_accept_socket_with_handle(l->http, fd);
+	if (!l->bound)
+		goto fail;
+	if (!peer && !gw->accepting) {
+		struct evconnlistener *el = evhttp_bound_socket_get_listener(l->bound);
+		if (el)
+			evconnlistener_disable(el);
+	}
+	l->next = gw->listeners;
+	gw->listeners = l;
+	return 0;
+fail:
+	if (l->http)
+		evhttp_free(l->http);
+	free(l->url);
+	free(l);
+	close(fd);
+	return -ENOMEM;
+}
+
+void http_close_all(struct gw *gw)
+{
+	struct gw_listener *l = gw->listeners;
+	while (l) {
+		struct gw_listener *next = l->next;
+		evhttp_free(l->http);
+		free(l->url);
+		free(l);
+		l = next;
+	}
+	gw->listeners = NULL;
+}

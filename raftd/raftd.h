@@ -1,0 +1,81 @@
+/* raftd's driver state, shared by its files (raftd.c: links and events;
+ * raftd_boot.c: WAL creation and recovery; raftd_ready.c: the ready loop). */
+#ifndef ETCD_RAFTD_RAFTD_H
+#define ETCD_RAFTD_RAFTD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "raft.h"
+#include "wal.h"
+#include "worker.h"
+
+/* etcd's SnapshotCatchUpEntries: entries kept behind a compaction point so
+ * that a slow follower catches up from the log, not a snapshot. */
+#define RAFTD_CATCH_UP_ENTRIES 5000
+/* MSG_APPLY frames stay below this. */
+#define RAFTD_APPLY_FRAME_BYTES (4u << 20)
+/* Reads waiting for an index at once; more are refused. */
+#define RAFTD_MAX_READS 100000
+
+/* gatewayd's reads that share one ReadIndex round. */
+struct read_batch {
+	uint64_t ctx;
+	uint64_t deadline; /* in ticks */
+	uint64_t *ids;
+	size_t n;
+};
+
+struct raftd {
+	struct worker *w;
+	struct raft *r;
+	struct wal *wal;
+	uint64_t id, cluster_id;
+	struct event *tick_ev;
+	struct event *flush_ev; /* runs at the end of a loop iteration */
+	bool stopping;
+	uint64_t ticks;
+	int election_ticks;
+	uint64_t snapshot_count;
+	uint64_t max_proposal;
+
+	/* Proposals of this loop iteration. */
+	struct raft_ent **props;
+	uint64_t *prop_ids;
+	size_t n_props, cap_props;
+
+	/* Reads of this loop iteration, and rounds in flight. */
+	uint64_t *reads;
+	size_t n_reads, cap_reads;
+	struct read_batch *batches;
+	size_t n_batches, cap_batches;
+	size_t reads_waiting;
+	uint64_t read_seq;
+	uint64_t read_timeout_ticks;
+
+	/* storaged: nothing is sent before its first MSG_APPLIED. */
+	bool stor_synced;
+	uint64_t stor_next;    /* next index to send */
+	uint64_t stor_durable; /* synced to disk by storaged */
+	const Raftpb__Entry **apply_buf;
+	size_t apply_cap;
+
+	/* The last RaftState sent. */
+	uint64_t st_term, st_lead, st_commit, st_last;
+	bool st_learner, st_valid;
+};
+
+/* raftd_boot.c: creates or recovers the WAL and the core. 0 or -1 (after
+ * worker_fatal). */
+int raftd_boot(struct raftd *d);
+
+/* raftd_ready.c */
+void raftd_flush(struct raftd *d);
+void raftd_send_apply(struct raftd *d);
+void raftd_send_state(struct raftd *d, int to);
+void raftd_maybe_compact(struct raftd *d);
+void raftd_read_reply(struct raftd *d, uint64_t id, uint64_t index,
+		      uint32_t code, const char *msg);
+void raftd_expire_reads(struct raftd *d);
+
+#endif

@@ -1,0 +1,148 @@
+/* Decodes committed entries once and applies them to the MVCC store. */
+#include <errno.h>
+#include <string.h>
+
+#include "apply.h"
+#include "raft_internal.pb-c.h"
+
+void apply_set_error(Ipc__Result *res, struct arena *a, int err)
+{
+	uint32_t code;
+	const char *msg;
+	mvcc_strerror(err, &code, &msg);
+	Ipc__Error *e = ARENA_NEW(a, Ipc__Error, IPC__ERROR__INIT);
+	e->code = code;
+	/* protobuf-c only reads it. */
+	e->message = (char *)msg;
+	res->error = e;
+	res->response_case = IPC__RESULT__RESPONSE__NOT_SET;
+}
+
+static int is_etcd_error(int err)
+{
+	return err <= -MVCC_EBASE;
+}
+
+static int apply_request(struct mvcc *m,
+			 const Etcdserverpb__InternalRaftRequest *r,
+			 struct arena *a, Ipc__Result *res)
+{
+	int err;
+	if (r->put) {
+		res->response_case = IPC__RESULT__RESPONSE_PUT;
+		err = mvcc_put(m, r->put, a, &res->put);
+	} else if (r->delete_range) {
+		res->response_case = IPC__RESULT__RESPONSE_DELETE_RANGE;
+		err = mvcc_delete_range(m, r->delete_range, a,
+					&res->delete_range);
+	} else if (r->txn) {
+		res->response_case = IPC__RESULT__RESPONSE_TXN;
+		err = mvcc_txn(m, r->txn, a, &res->txn);
+	} else if (r->range) {
+		res->response_case = IPC__RESULT__RESPONSE_RANGE;
+		err = mvcc_range(m, r->range, a, &res->range);
+	} else if (r->compaction) {
+		res->response_case = IPC__RESULT__RESPONSE_COMPACTION;
+		err = mvcc_compact(m, r->compaction, a, &res->compaction);
+	} else {
+		/* Leases come with the lessor; until then they are refused
+		 * consistently on every member. */
+		err = -MVCC_EUNSUPPORTED;
+	}
+	if (err < 0 && !is_etcd_error(err))
+		return err;
+	if (err < 0)
+		apply_set_error(res, a, err);
+	return 0;
+}
+
+static int apply_confchange(struct mvcc *m, const Raftpb__ConfChange *cc,
+			    struct arena *a)
+{
+	Etcdserverpb__Member *given = NULL, *cur = NULL;
+	if (cc->context.len) {
+		given = etcdserverpb__member__unpack(&a->pb, cc->context.len,
+						     cc->context.data);
+		if (!given)
+			return APPLY_EBADENTRY;
+	}
+	int err = mvcc_member_get(m, cc->nodeid, a, &cur);
+	if (err < 0 && err != -ENOENT)
+		return err;
+
+	switch (cc->type) {
+	case RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddNode:
+	case RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddLearnerNode: {
+		int learner = cc->type ==
+			      RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddLearnerNode;
+		Etcdserverpb__Member *mb = cur;
+		if (!mb) {
+			mb = given;
+			if (!mb)
+				mb = ARENA_NEW(a, Etcdserverpb__Member,
+					       ETCDSERVERPB__MEMBER__INIT);
+		} else if (given && given->n_peerurls) {
+			mb->n_peerurls = given->n_peerurls;
+			mb->peerurls = given->peerurls;
+		}
+		/* AddNode of a known learner promotes it. */
+		mb->id = cc->nodeid;
+		mb->islearner = learner;
+		return mvcc_member_put(m, mb);
+	}
+	case RAFTPB__CONF_CHANGE_TYPE__ConfChangeRemoveNode:
+		return mvcc_member_delete(m, cc->nodeid);
+	case RAFTPB__CONF_CHANGE_TYPE__ConfChangeUpdateNode:
+		if (!cur || !given)
+			return 0;
+		cur->n_peerurls = given->n_peerurls;
+		cur->peerurls = given->peerurls;
+		return mvcc_member_put(m, cur);
+	default:
+		return APPLY_EBADENTRY;
+	}
+}
+
+int apply_entry(struct mvcc *m, const Raftpb__Entry *e, struct arena *a,
+		uint64_t *ret_id, Ipc__Result **ret_res)
+{
+	if (e->index <= mvcc_applied(m))
+		return 0;
+	int ret = 0;
+	switch (e->type) {
+	case RAFTPB__ENTRY_TYPE__EntryNormal: {
+		/* Empty: the entry a new leader appends in its term. */
+		if (e->data.len == 0)
+			break;
+		Etcdserverpb__InternalRaftRequest *r =
+			etcdserverpb__internal_raft_request__unpack(
+				&a->pb, e->data.len, e->data.data);
+		if (!r) {
+			ret = APPLY_EBADENTRY;
+			break;
+		}
+		Ipc__Result *res = ARENA_NEW(a, Ipc__Result, IPC__RESULT__INIT);
+		if ((ret = apply_request(m, r, a, res)) < 0)
+			return ret;
+		*ret_id = r->id;
+		*ret_res = res;
+		break;
+	}
+	case RAFTPB__ENTRY_TYPE__EntryConfChange: {
+		Raftpb__ConfChange *cc = raftpb__conf_change__unpack(
+			&a->pb, e->data.len, e->data.data);
+		if (!cc) {
+			ret = APPLY_EBADENTRY;
+			break;
+		}
+		if ((ret = apply_confchange(m, cc, a)) < 0)
+			return ret;
+		break;
+	}
+	default:
+		ret = APPLY_EBADENTRY;
+		break;
+	}
+	mvcc_batch_set_applied(m, e->index);
+	return ret;
+}

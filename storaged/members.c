@@ -1,0 +1,159 @@
+/*
+ * The cluster's members as the applied ConfChange entries define them: the
+ * "members" column family (member ID, 8 bytes big-endian -> packed
+ * etcdserverpb.Member), mirrored in memory (a handful of records) so that a
+ * batch sees its own writes.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mvcc_int.h"
+
+/* Cluster size limit: etcd's membership has no hard one; ours is generous. */
+#define MEMBERS_MAX 1024
+
+void members_clear(struct mvcc *m)
+{
+	for (size_t i = 0; i < m->nmembers; i++)
+		free(m->members[i].data);
+	free(m->members);
+	m->members = NULL;
+	m->nmembers = 0;
+}
+
+/* Index of id in m->members, or where it would go (negative - 1). */
+static ssize_t member_find(const struct mvcc *m, uint64_t id)
+{
+	size_t lo = 0, hi = m->nmembers;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (m->members[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < m->nmembers && m->members[lo].id == id)
+		return (ssize_t)lo;
+	return -(ssize_t)lo - 1;
+}
+
+/* Takes ownership of data (freed on failure). */
+static int member_set(struct mvcc *m, uint64_t id, uint8_t *data, size_t len)
+{
+	ssize_t i = member_find(m, id);
+	if (i >= 0) {
+		free(m->members[i].data);
+		m->members[i].data = data;
+		m->members[i].len = len;
+		return 0;
+	}
+	if (m->nmembers >= MEMBERS_MAX) {
+		free(data);
+		return -E2BIG;
+	}
+	struct member_rec *r = realloc(m->members,
+				       (m->nmembers + 1) * sizeof(*r));
+	if (!r) {
+		free(data);
+		return -ENOMEM;
+	}
+	m->members = r;
+	size_t at = (size_t)(-i - 1);
+	memmove(&r[at + 1], &r[at], (m->nmembers - at) * sizeof(*r));
+	r[at].id = id;
+	r[at].data = data;
+	r[at].len = len;
+	m->nmembers++;
+	return 0;
+}
+
+int members_load(struct mvcc *m)
+{
+	int ret = 0;
+	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(m->db, m->ro,
+							    m->cf[CF_MEMBERS]);
+	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t klen, vlen;
+		const char *k = rocksdb_iter_key(it, &klen);
+		const char *v = rocksdb_iter_value(it, &vlen);
+		if (klen != 8) {
+			ret = -EINVAL;
+			break;
+		}
+		uint8_t *data = malloc(vlen ? vlen : 1);
+		if (!data) {
+			ret = -ENOMEM;
+			break;
+		}
+		memcpy(data, v, vlen);
+		if ((ret = member_set(m, be64_get((const uint8_t *)k), data,
+				      vlen)) < 0)
+			break;
+	}
+	rocksdb_iter_destroy(it);
+	return ret;
+}
+
+int mvcc_member_put(struct mvcc *m, const Etcdserverpb__Member *mb)
+{
+	if (!m->in_batch)
+		return -EINVAL;
+	size_t len = etcdserverpb__member__get_packed_size(mb);
+	uint8_t *data = malloc(len ? len : 1);
+	if (!data)
+		return -ENOMEM;
+	etcdserverpb__member__pack(mb, data);
+	uint8_t k[8];
+	be64_put(k, mb->id);
+	rocksdb_writebatch_put_cf(m->wb, m->cf[CF_MEMBERS], (const char *)k, 8,
+				  (const char *)data, len);
+	return member_set(m, mb->id, data, len);
+}
+
+int mvcc_member_delete(struct mvcc *m, uint64_t id)
+{
+	if (!m->in_batch)
+		return -EINVAL;
+	uint8_t k[8];
+	be64_put(k, id);
+	rocksdb_writebatch_delete_cf(m->wb, m->cf[CF_MEMBERS], (const char *)k, 8);
+	ssize_t i = member_find(m, id);
+	if (i >= 0) {
+		free(m->members[i].data);
+		memmove(&m->members[i], &m->members[i + 1],
+			(m->nmembers - (size_t)i - 1) * sizeof(m->members[0]));
+		m->nmembers--;
+	}
+	return 0;
+}
+
+int mvcc_member_get(struct mvcc *m, uint64_t id, struct arena *a,
+		    Etcdserverpb__Member **ret)
+{
+	ssize_t i = member_find(m, id);
+	if (i < 0)
+		return -ENOENT;
+	Etcdserverpb__Member *mb = etcdserverpb__member__unpack(
+		&a->pb, m->members[i].len, m->members[i].data);
+	if (!mb)
+		return -EINVAL;
+	*ret = mb;
+	return 0;
+}
+
+int mvcc_member_list(struct mvcc *m, struct arena *a,
+		     Etcdserverpb__Member ***ret_members, size_t *ret_n)
+{
+	Etcdserverpb__Member **v = arena_alloc(a, (m->nmembers + 1) * sizeof(*v));
+	for (size_t i = 0; i < m->nmembers; i++) {
+		v[i] = etcdserverpb__member__unpack(&a->pb, m->members[i].len,
+						    m->members[i].data);
+		if (!v[i])
+			return -EINVAL;
+	}
+	*ret_members = v;
+	*ret_n = m->nmembers;
+	return 0;
+}

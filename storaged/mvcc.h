@@ -1,0 +1,112 @@
+/*
+ * The MVCC store as etcd 3.4 defines it, on RocksDB: revisions (main, sub),
+ * key-values with create/mod revision and version, tombstones, the key index
+ * rebuilt at open, compaction that frees space, and the apply of etcd's
+ * requests (Range, Put, DeleteRange, Txn, Compaction) with etcd's answers and
+ * errors. No event loop here: storaged.c drives it, tests call it directly.
+ *
+ * Writes happen inside a batch (mvcc_batch_begin .. mvcc_batch_commit): one
+ * RocksDB WriteBatch for many Raft entries that also records the applied
+ * index, so re-applying entries after a crash changes nothing.
+ */
+#ifndef STORAGED_MVCC_H
+#define STORAGED_MVCC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "kv.pb-c.h"
+#include "rpc.pb-c.h"
+
+struct mvcc;
+
+/*
+ * etcd's errors, returned negated like errnos; mvcc_strerror() gives the
+ * gRPC code and message a client sees.
+ */
+enum {
+	MVCC_EBASE = 4096,
+	MVCC_ECOMPACTED,      /* 11 mvcc: required revision has been compacted */
+	MVCC_EFUTUREREV,      /* 11 mvcc: required revision is a future revision */
+	MVCC_EKEYNOTFOUND,    /* 3 key not found */
+	MVCC_ELEASENOTFOUND,  /* 5 requested lease not found */
+	MVCC_EKEYNOTPROVIDED, /* 3 key is not provided */
+	MVCC_ETOOLARGE,       /* 8 the answer is larger than a frame */
+	MVCC_EUNSUPPORTED,    /* 12 a request this version does not serve */
+};
+
+/*
+ * The gRPC status code and etcd's message for err (a negative MVCC_E* or
+ * errno). Unknown errnos map to code 13 (Internal).
+ */
+void mvcc_strerror(int err, uint32_t *ret_code, const char **ret_msg);
+
+struct mvcc_options {
+	size_t write_buffer_size;  /* per column family memtable; 0: 16 MiB */
+	size_t block_cache_size;   /* shared; 0: 8 MiB */
+};
+
+/*
+ * Opens (creating if missing) the store in directory path, rebuilds the key
+ * index and finishes a compaction that a crash interrupted. On failure
+ * returns -errno and, if ret_err is not NULL, a malloc'd message in *ret_err.
+ */
+int mvcc_open(const char *path, const struct mvcc_options *opt,
+	      struct mvcc **ret_m, char **ret_err);
+/* Closes the store (a batch in progress is dropped). NULL is a no-op. */
+void mvcc_close(struct mvcc *m);
+
+uint64_t mvcc_applied(const struct mvcc *m);
+int64_t mvcc_rev(const struct mvcc *m);
+/* The last compaction's revision, -1 if none yet. */
+int64_t mvcc_compact_rev(const struct mvcc *m);
+size_t mvcc_key_count(const struct mvcc *m);
+
+/* Writes the RocksDB WAL to disk and syncs it (for durable_index). */
+int mvcc_sync(struct mvcc *m);
+/* Bytes the store takes on disk, and an estimate of the bytes in use. */
+int mvcc_disk_usage(struct mvcc *m, int64_t *ret_size, int64_t *ret_inuse);
+
+/* Batches of applied entries. */
+int mvcc_batch_begin(struct mvcc *m);
+/* Marks index applied (entries <= mvcc_applied() are to be skipped). */
+void mvcc_batch_set_applied(struct mvcc *m, uint64_t index);
+/*
+ * Writes the batch (with the applied index) to RocksDB, then removes what a
+ * compaction in the batch freed. On a write failure the store is unusable
+ * (the in-memory index has moved on): the caller must exit.
+ */
+int mvcc_batch_commit(struct mvcc *m);
+
+/*
+ * The requests. Each builds its response in arena a (valid until the arena
+ * is cleared) and returns 0, or a negative MVCC_E* without changing the store.
+ * Writes must be inside a batch. Range and a write-free Txn may also run
+ * outside one, as reads.
+ */
+int mvcc_range(struct mvcc *m, const Etcdserverpb__RangeRequest *r,
+	       struct arena *a, Etcdserverpb__RangeResponse **ret);
+int mvcc_put(struct mvcc *m, const Etcdserverpb__PutRequest *r,
+	     struct arena *a, Etcdserverpb__PutResponse **ret);
+int mvcc_delete_range(struct mvcc *m, const Etcdserverpb__DeleteRangeRequest *r,
+		      struct arena *a, Etcdserverpb__DeleteRangeResponse **ret);
+int mvcc_txn(struct mvcc *m, const Etcdserverpb__TxnRequest *r,
+	     struct arena *a, Etcdserverpb__TxnResponse **ret);
+int mvcc_compact(struct mvcc *m, const Etcdserverpb__CompactionRequest *r,
+		 struct arena *a, Etcdserverpb__CompactionResponse **ret);
+
+/*
+ * The members column family: member ID -> packed etcdserverpb.Member.
+ * Writes go into the current batch.
+ */
+int mvcc_member_put(struct mvcc *m, const Etcdserverpb__Member *mb);
+int mvcc_member_delete(struct mvcc *m, uint64_t id);
+/* The member with id, unpacked into a, or -ENOENT. */
+int mvcc_member_get(struct mvcc *m, uint64_t id, struct arena *a,
+		    Etcdserverpb__Member **ret);
+/* Every member, sorted by ID, unpacked into a. */
+int mvcc_member_list(struct mvcc *m, struct arena *a,
+		     Etcdserverpb__Member ***ret_members, size_t *ret_n);
+
+#endif

@@ -1,0 +1,27 @@
+/* Binding the client and peer listeners (only the supervisor binds). */
+#ifndef ETCD_SUPERVISOR_LISTEN_H
+#define ETCD_SUPERVISOR_LISTEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "url.h"
+
+#define LISTEN_BACKLOG 1024
+
+struct listener {
+	int fd;    /* owned: bound, listening, non-blocking, close-on-exec */
+	char *url; /* owned */
+	bool peer;
+};
+
+/*
+ * Binds u (http, host an IP or localhost = 127.0.0.1) with SO_REUSEADDR.
+ * On failure returns -errno and writes Go's text to err, e.g.
+ * "listen tcp 127.0.0.1:2379: bind: address already in use".
+ */
+int listener_open(const struct url *u, bool peer, struct listener *ret,
+		  char *err, size_t errlen);
+void listener_close(struct listener *l);
+
+#endif

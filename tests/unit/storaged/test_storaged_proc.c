@@ -1,0 +1,356 @@
+/*
+ * storaged as a process: runs storaged_main() in a child with its supervisor
+ * link on fd 3 and links to a fake raftd and gatewayd over real socketpairs,
+ * then checks the handshake, MSG_APPLIED at link-up and after sync, results
+ * for this member's proposals only, queries waiting for min_applied,
+ * member list and status, and a restart that resumes at the applied index.
+ */
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "ipc.pb-c.h"
+#include "link.h"
+#include "proc.h"
+#include "raft_internal.pb-c.h"
+
+#define MEMBER_ID 0x8e9e05c52164694dull
+#define OUR_ID(n) (((MEMBER_ID & 0xffff) << 48) | (n))
+#define OTHER_ID(n) ((0x1111ull << 48) | (n))
+
+struct frame {
+	struct msg_hdr hdr;
+	uint8_t *body;
+	struct frame *next;
+};
+
+struct peer {
+	struct link *l;
+	struct frame *head, **tail;
+	int closed;
+};
+
+static struct event_base *base;
+static struct peer sup, raft, gw;
+static char datadir[] = "/tmp/test-storaged-proc-XXXXXX";
+static pid_t child;
+
+static void on_msg(struct link *l, const struct msg_hdr *h, const uint8_t *body,
+		   int fd, void *arg)
+{
+	struct peer *p = arg;
+	(void)l;
+	CHECK(fd < 0);
+	struct frame *f = calloc(1, sizeof(*f));
+	f->hdr = *h;
+	f->body = malloc(h->len + 1);
+	memcpy(f->body, body, h->len);
+	*p->tail = f;
+	p->tail = &f->next;
+}
+
+static void on_close(struct link *l, void *arg)
+{
+	struct peer *p = arg;
+	(void)l;
+	p->closed = 1;
+}
+
+/* The next frame from p, waiting up to 5 s. Caller frees f->body and f. */
+static struct frame *next_frame(struct peer *p)
+{
+	time_t end = time(NULL) + 5;
+	while (!p->head && !p->closed && time(NULL) < end) {
+		struct timeval tv = { 0, 50000 };
+		event_base_loopexit(base, &tv);
+		event_base_loop(base, EVLOOP_ONCE);
+	}
+	struct frame *f = p->head;
+	CHECK(f);
+	p->head = f->next;
+	if (!p->head)
+		p->tail = &p->head;
+	return f;
+}
+
+/* Whether p sends nothing for ms milliseconds. */
+static int quiet(struct peer *p, int ms)
+{
+	struct timeval tv = { 0, ms * 1000 };
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+	return p->head == NULL;
+}
+
+static void frame_free(struct frame *f)
+{
+	free(f->body);
+	free(f);
+}
+
+static void peer_init(struct peer *p, int fd, const char *name)
+{
+	memset(p, 0, sizeof(*p));
+	p->tail = &p->head;
+	p->l = link_new(base, fd, name, 0, on_msg, on_close, p);
+	CHECK(p->l);
+}
+
+static void peer_done(struct peer *p)
+{
+	while (p->head)
+		frame_free(next_frame(p));
+	link_free(p->l);
+	p->l = NULL;
+}
+
+static void start_child(void)
+{
+	int s[2], r[2], g[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, s) == 0);
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, r) == 0);
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, g) == 0);
+	child = fork();
+	CHECK(child >= 0);
+	if (child == 0) {
+		close(s[0]);
+		close(r[0]);
+		close(g[0]);
+		close(r[1]);
+		close(g[1]);
+		if (s[1] != PROC_SUPERVISOR_FD) {
+			dup2(s[1], PROC_SUPERVISOR_FD);
+			close(s[1]);
+		}
+		char *argv[] = { "etcd: storaged", NULL };
+		exit(storaged_main(1, argv));
+	}
+	close(s[1]);
+	peer_init(&sup, s[0], "sup");
+	peer_init(&raft, r[0], "raftd");
+	peer_init(&gw, g[0], "gatewayd");
+
+	Ipc__WorkerConfig cfg = IPC__WORKER_CONFIG__INIT;
+	char *urls[1] = { "http://127.0.0.1:2379" };
+	cfg.name = "node1";
+	cfg.data_dir = datadir;
+	cfg.member_id = MEMBER_ID;
+	cfg.advertise_client_urls = urls;
+	cfg.n_advertise_client_urls = 1;
+	CHECK(link_send_pb(sup.l, MSG_CONFIG, 0, &cfg.base) == 0);
+	Ipc__ProcFd pf = IPC__PROC_FD__INIT;
+	pf.role = PROC_RAFTD;
+	CHECK(link_send_fd(sup.l, MSG_PROCFD, 0, &pf.base, r[1]) == 0);
+	pf.role = PROC_GATEWAYD;
+	CHECK(link_send_fd(sup.l, MSG_PROCFD, 0, &pf.base, g[1]) == 0);
+	CHECK(link_send(sup.l, MSG_START, 0, NULL, 0) == 0);
+
+	struct frame *f = next_frame(&sup);
+	CHECK_EQ(f->hdr.type, MSG_READY);
+	frame_free(f);
+}
+
+static void stop_child(void)
+{
+	int st;
+	CHECK(kill(child, SIGTERM) == 0);
+	CHECK(waitpid(child, &st, 0) == child);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	peer_done(&sup);
+	peer_done(&raft);
+	peer_done(&gw);
+}
+
+static void expect_applied(uint64_t index, uint64_t durable)
+{
+	struct frame *f = next_frame(&raft);
+	CHECK_EQ(f->hdr.type, MSG_APPLIED);
+	Ipc__Applied *a = MSG_UNPACK(Ipc__Applied, ipc__applied, f->body, f->hdr.len);
+	CHECK(a);
+	CHECK_EQ(a->index, index);
+	CHECK_EQ(a->durable_index, durable);
+	protobuf_c_message_free_unpacked(&a->base, NULL);
+	frame_free(f);
+}
+
+static Ipc__Result *expect_result(uint64_t id)
+{
+	struct frame *f = next_frame(&gw);
+	CHECK_EQ(f->hdr.type, MSG_RESULT);
+	CHECK_EQ(f->hdr.id, id);
+	Ipc__Result *r = MSG_UNPACK(Ipc__Result, ipc__result, f->body, f->hdr.len);
+	CHECK(r);
+	frame_free(f);
+	return r;
+}
+
+static void put_entry(Raftpb__Entry *e, uint64_t index, uint64_t id,
+		      const char *k, const char *v)
+{
+	Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
+	p.key.data = (uint8_t *)k;
+	p.key.len = strlen(k);
+	p.value.data = (uint8_t *)v;
+	p.value.len = strlen(v);
+	Etcdserverpb__InternalRaftRequest r = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	r.id = id;
+	r.put = &p;
+	raftpb__entry__init(e);
+	e->index = index;
+	e->term = 2;
+	e->data.len = etcdserverpb__internal_raft_request__get_packed_size(&r);
+	e->data.data = malloc(e->data.len);
+	etcdserverpb__internal_raft_request__pack(&r, e->data.data);
+}
+
+static void send_batch(void)
+{
+	/* 1: this member joins (no name: it comes from the config);
+	 * 2: our put; 3: another member's put; 4: our failing put. */
+	Raftpb__Entry e[4];
+	Etcdserverpb__Member mb = ETCDSERVERPB__MEMBER__INIT;
+	char *peers[1] = { "http://127.0.0.1:2380" };
+	mb.id = MEMBER_ID;
+	mb.peerurls = peers;
+	mb.n_peerurls = 1;
+	Raftpb__ConfChange cc = RAFTPB__CONF_CHANGE__INIT;
+	cc.nodeid = MEMBER_ID;
+	cc.context.len = etcdserverpb__member__get_packed_size(&mb);
+	cc.context.data = malloc(cc.context.len);
+	etcdserverpb__member__pack(&mb, cc.context.data);
+	raftpb__entry__init(&e[0]);
+	e[0].index = 1;
+	e[0].type = RAFTPB__ENTRY_TYPE__EntryConfChange;
+	e[0].data.len = raftpb__conf_change__get_packed_size(&cc);
+	e[0].data.data = malloc(e[0].data.len);
+	raftpb__conf_change__pack(&cc, e[0].data.data);
+	free(cc.context.data);
+	put_entry(&e[1], 2, OUR_ID(1), "a", "1");
+	put_entry(&e[2], 3, OTHER_ID(1), "b", "2");
+	put_entry(&e[3], 4, OUR_ID(2), "c", "3");
+	{
+		/* Make entry 4 ask for a lease that does not exist. */
+		Etcdserverpb__InternalRaftRequest *r =
+			etcdserverpb__internal_raft_request__unpack(
+				NULL, e[3].data.len, e[3].data.data);
+		r->put->lease = 99;
+		free(e[3].data.data);
+		e[3].data.len = etcdserverpb__internal_raft_request__get_packed_size(r);
+		e[3].data.data = malloc(e[3].data.len);
+		etcdserverpb__internal_raft_request__pack(r, e[3].data.data);
+		etcdserverpb__internal_raft_request__free_unpacked(r, NULL);
+	}
+	Raftpb__Entry *ep[4] = { &e[0], &e[1], &e[2], &e[3] };
+	Ipc__ApplyBatch b = IPC__APPLY_BATCH__INIT;
+	b.entries = ep;
+	b.n_entries = 4;
+	CHECK(link_send_pb(raft.l, MSG_APPLY, 0, &b.base) == 0);
+	for (int i = 0; i < 4; i++)
+		free(e[i].data.data);
+}
+
+static void send_query(uint64_t id, uint64_t min_applied, int what)
+{
+	Ipc__Query q = IPC__QUERY__INIT;
+	Etcdserverpb__RangeRequest rr = ETCDSERVERPB__RANGE_REQUEST__INIT;
+	Etcdserverpb__MemberListRequest ml = ETCDSERVERPB__MEMBER_LIST_REQUEST__INIT;
+	Etcdserverpb__StatusRequest st = ETCDSERVERPB__STATUS_REQUEST__INIT;
+	q.min_applied = min_applied;
+	q.query_case = what;
+	switch (what) {
+	case IPC__QUERY__QUERY_RANGE:
+		rr.key.data = (uint8_t *)"a";
+		rr.key.len = 1;
+		rr.range_end.data = (uint8_t *)"z";
+		rr.range_end.len = 1;
+		q.range = &rr;
+		break;
+	case IPC__QUERY__QUERY_MEMBER_LIST:
+		q.member_list = &ml;
+		break;
+	default:
+		q.status = &st;
+		break;
+	}
+	CHECK(link_send_pb(gw.l, MSG_QUERY, id, &q.base) == 0);
+}
+
+int main(void)
+{
+	CHECK(mkdtemp(datadir));
+	signal(SIGPIPE, SIG_IGN);
+	base = event_base_new();
+
+	start_child();
+	expect_applied(0, 0);
+
+	/* A read at applied index 3 waits; one at 0 is answered at once. */
+	send_query(100, 3, IPC__QUERY__QUERY_RANGE);
+	send_query(101, 0, IPC__QUERY__QUERY_RANGE);
+	Ipc__Result *r = expect_result(101);
+	CHECK(r->range && r->range->count == 0);
+	CHECK_EQ(r->range->header->revision, 1);
+	ipc__result__free_unpacked(r, NULL);
+
+	send_batch();
+	r = expect_result(OUR_ID(1));
+	CHECK(!r->error && r->put);
+	CHECK_EQ(r->put->header->revision, 2);
+	ipc__result__free_unpacked(r, NULL);
+	r = expect_result(OUR_ID(2));
+	CHECK(r->error && r->error->code == 5);
+	CHECK(strcmp(r->error->message, "etcdserver: requested lease not found") == 0);
+	ipc__result__free_unpacked(r, NULL);
+	r = expect_result(100);
+	CHECK(r->range && r->range->count == 2);
+	CHECK_EQ(r->range->header->revision, 3);
+	ipc__result__free_unpacked(r, NULL);
+	expect_applied(4, 0);
+	/* Synced within ~100 ms. */
+	expect_applied(4, 4);
+
+	send_query(102, 0, IPC__QUERY__QUERY_MEMBER_LIST);
+	r = expect_result(102);
+	CHECK(r->member_list && r->member_list->n_members == 1);
+	CHECK_EQ(r->member_list->header->revision, 0);
+	Etcdserverpb__Member *mb = r->member_list->members[0];
+	CHECK_EQ(mb->id, MEMBER_ID);
+	CHECK(strcmp(mb->name, "node1") == 0);
+	CHECK(mb->n_clienturls == 1 &&
+	      strcmp(mb->clienturls[0], "http://127.0.0.1:2379") == 0);
+	CHECK(mb->n_peerurls == 1);
+	ipc__result__free_unpacked(r, NULL);
+
+	send_query(103, 0, IPC__QUERY__QUERY_STATUS);
+	r = expect_result(103);
+	CHECK(r->status);
+	CHECK_EQ(r->status->raftappliedindex, 4);
+	CHECK_EQ(r->status->header->revision, 3);
+	CHECK(r->status->dbsize > 0);
+	CHECK(r->status->dbsizeinuse <= r->status->dbsize);
+	ipc__result__free_unpacked(r, NULL);
+	CHECK(quiet(&gw, 150));
+	stop_child();
+
+	/* A new storaged resumes at the applied index; a replay is a no-op. */
+	start_child();
+	expect_applied(4, 4);
+	send_batch();
+	expect_applied(4, 4);
+	CHECK(quiet(&gw, 200));
+	send_query(104, 0, IPC__QUERY__QUERY_RANGE);
+	r = expect_result(104);
+	CHECK(r->range && r->range->count == 2);
+	CHECK_EQ(r->range->header->revision, 3);
+	ipc__result__free_unpacked(r, NULL);
+	stop_child();
+
+	event_base_free(base);
+	char cmd[100];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", datadir);
+	CHECK(system(cmd) == 0);
+	return 0;
+}
