@@ -250,6 +250,10 @@ int http_listen(struct gw *gw, const char *url, int peer, int fd)
 	evhttp_set_max_headers_size(l->http, MAX_HEADERS_SIZE);
 	evhttp_set_timeout(l->http, GW_IDLE_TIMEOUT_S);
 	evhttp_set_gencb(l->http, on_request, l);
+	/* libevent accepts in a loop until EAGAIN: the socket must not block,
+	 * whatever the supervisor made it. */
+	if (evutil_make_socket_nonblocking(fd) < 0)
+		goto fail;
 	l->bound = evhttp_accept_socket_with_handle(l->http, fd);
 	if (!l->bound)
 		goto fail;

@@ -38,7 +38,11 @@ static bool send_snapshot(struct raft *r, struct progress *p)
 	uint64_t *l = calloc((size_t)c->n + 1, sizeof(*l));
 	if (!m || !s || !md || !cs || !v || !l) {
 		raft_msg_free(m);
-		free(s), free(md), free(cs), free(v), free(l);
+		free(s);
+		free(md);
+		free(cs);
+		free(v);
+		free(l);
 		return false;
 	}
 	raftpb__snapshot__init(s);

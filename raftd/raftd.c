@@ -1,15 +1,258 @@
-/* TEMPORARY skeleton, replaced by the real raftd. */
-#include "worker.h"
+/*
+ * raftd: the Raft process of a member. The only code here touching libevent
+ * and the links: frames from gatewayd (proposals, reads, peer messages) and
+ * storaged (applied indexes) are gathered during a loop iteration and
+ * handled together by raftd_flush at its end, so one fsync covers them all.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "raftd.h"
+
+static struct raftd raftd;
+
+/* Runs raftd_flush after every frame of this iteration was handled: an
+ * event activated now joins the tail of the active queue, behind the links'
+ * read events that epoll already reported. */
+static void want_flush(struct raftd *d)
+{
+	if (d->flush_ev && !d->stopping)
+		event_active(d->flush_ev, EV_TIMEOUT, 0);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct raftd *d = arg;
+	(void)fd;
+	(void)what;
+	if (!d->stopping)
+		raftd_flush(d);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct raftd *d = arg;
+	(void)fd;
+	(void)what;
+	if (d->stopping)
+		return;
+	d->ticks++;
+	raft_tick(d->r);
+	raftd_expire_reads(d);
+	want_flush(d);
+}
+
+static void take_proposal(struct raftd *d, const struct msg_hdr *hdr,
+			  const uint8_t *body)
+{
+	Ipc__Error e = IPC__ERROR__INIT;
+	if (raft_lead(d->r) == 0) {
+		e.code = 14;
+		e.message = "etcdserver: no leader";
+	} else if (hdr->len > d->max_proposal) {
+		e.code = 3;
+		e.message = "etcdserver: request is too large";
+	}
+	if (e.code) {
+		worker_send_pb(d->w, PROC_GATEWAYD, MSG_PROPOSE_ERR, hdr->id,
+			       &e.base);
+		return;
+	}
+	if (d->n_props == d->cap_props) {
+		size_t c = d->cap_props ? d->cap_props * 2 : 256;
+		struct raft_ent **p = realloc(d->props, c * sizeof(*p));
+		uint64_t *q = p ? realloc(d->prop_ids, c * sizeof(*q)) : NULL;
+		if (p)
+			d->props = p;
+		if (!p || !q)
+			worker_fatal(d->w, "raftd: out of memory");
+		d->prop_ids = q;
+		d->cap_props = c;
+	}
+	/* The one copy of the client's bytes: the WAL, peers and storaged
+	 * all read this entry. */
+	struct raft_ent *x = raft_ent_new(0, 0, RAFTPB__ENTRY_TYPE__EntryNormal,
+					  body, hdr->len);
+	if (!x)
+		worker_fatal(d->w, "raftd: out of memory");
+	d->props[d->n_props] = x;
+	d->prop_ids[d->n_props++] = hdr->id;
+	want_flush(d);
+}
+
+static void take_read(struct raftd *d, uint64_t id)
+{
+	if (raft_lead(d->r) == 0) {
+		raftd_read_reply(d, id, 0, 14, "etcdserver: no leader");
+		return;
+	}
+	if (d->reads_waiting >= RAFTD_MAX_READS) {
+		raftd_read_reply(d, id, 0, 8, "etcdserver: too many requests");
+		return;
+	}
+	if (d->n_reads == d->cap_reads) {
+		size_t c = d->cap_reads ? d->cap_reads * 2 : 256;
+		uint64_t *p = realloc(d->reads, c * sizeof(*p));
+		if (!p)
+			worker_fatal(d->w, "raftd: out of memory");
+		d->reads = p;
+		d->cap_reads = c;
+	}
+	d->reads[d->n_reads++] = id;
+	d->reads_waiting++;
+	want_flush(d);
+}
+
+static void raftd_dispatch_gatewayd(struct raftd *d, const struct msg_hdr *hdr,
+				    const uint8_t *body)
+{
+	switch (hdr->type) {
+	case MSG_PROPOSE:
+		take_proposal(d, hdr, body);
+		break;
+	case MSG_READINDEX:
+		take_read(d, hdr->id);
+		break;
+	case MSG_RAFT_MSG: {
+		Raftpb__Message *m = MSG_UNPACK(Raftpb__Message, raftpb__message,
+						body, hdr->len);
+		if (!m)
+			worker_fatal(d->w, "raftd: bad MSG_RAFT_MSG from gatewayd");
+		if (m->to == d->id)
+			raft_step(d->r, m);
+		protobuf_c_message_free_unpacked(&m->base, NULL);
+		want_flush(d);
+		break;
+	}
+	default:
+		worker_fatal(d->w, "raftd: unexpected %s from gatewayd",
+			     msg_type_name(hdr->type));
+	}
+}
+
+static void raftd_dispatch_storaged(struct raftd *d, const struct msg_hdr *hdr,
+				    const uint8_t *body)
+{
+	if (hdr->type != MSG_APPLIED)
+		worker_fatal(d->w, "raftd: unexpected %s from storaged",
+			     msg_type_name(hdr->type));
+	Ipc__Applied *a = MSG_UNPACK(Ipc__Applied, ipc__applied, body, hdr->len);
+	if (!a)
+		worker_fatal(d->w, "raftd: bad MSG_APPLIED from storaged");
+	if (!d->stor_synced) {
+		/* storaged (re)started: resume right after what it holds. */
+		if (a->index < raft_base_index(d->r))
+			worker_fatal(d->w, "raftd: storaged applied %llu, but the "
+				     "log starts after %llu",
+				     (unsigned long long)a->index,
+				     (unsigned long long)raft_base_index(d->r));
+		d->stor_synced = true;
+		d->stor_next = a->index + 1;
+	}
+	if (a->durable_index > d->stor_durable)
+		d->stor_durable = a->durable_index;
+	protobuf_c_message_free_unpacked(&a->base, NULL);
+	raftd_send_apply(d);
+	raftd_maybe_compact(d);
+}
 
 static void on_msg(struct worker *w, enum proc_role from,
 		   const struct msg_hdr *hdr, const uint8_t *body, int fd)
 {
-	(void)w; (void)from; (void)hdr; (void)body; (void)fd;
+	struct raftd *d = w->arg;
+	if (fd >= 0)
+		worker_fatal(w, "raftd: unexpected descriptor from %s",
+			     proc_name(from));
+	if (d->stopping || !d->r)
+		return;
+	switch (from) {
+	case PROC_GATEWAYD:
+		raftd_dispatch_gatewayd(d, hdr, body);
+		break;
+	case PROC_STORAGED:
+		raftd_dispatch_storaged(d, hdr, body);
+		break;
+	default:
+		log_warn("raftd", "ignored %s from %s", msg_type_name(hdr->type),
+			 proc_name(from));
+	}
 }
 
-static const struct worker_ops ops = { .on_msg = on_msg };
+static void on_peer_up(struct worker *w, enum proc_role role)
+{
+	struct raftd *d = w->arg;
+	if (!d->r)
+		return;
+	if (role == PROC_STORAGED)
+		d->stor_synced = false; /* wait for its MSG_APPLIED */
+	if (role == PROC_GATEWAYD || role == PROC_STORAGED)
+		raftd_send_state(d, (int)role);
+}
+
+static void on_peer_down(struct worker *w, enum proc_role role)
+{
+	struct raftd *d = w->arg;
+	if (role == PROC_STORAGED)
+		d->stor_synced = false;
+}
+
+static int on_start(struct worker *w)
+{
+	struct raftd *d = w->arg;
+	const Ipc__WorkerConfig *c = w->cfg;
+	uint32_t hb = c->heartbeat_interval_ms ? c->heartbeat_interval_ms : 100;
+	uint32_t el = c->election_timeout_ms ? c->election_timeout_ms : 1000;
+	d->w = w;
+	d->id = c->member_id;
+	d->cluster_id = c->cluster_id;
+	d->election_ticks = (int)(el / hb);
+	if (d->election_ticks < 2)
+		d->election_ticks = 2;
+	d->snapshot_count = c->snapshot_count ? c->snapshot_count : 100000;
+	uint64_t mrb = c->max_request_bytes ? c->max_request_bytes : 1572864;
+	/* Room for the InternalRaftRequest wrapping around the request. */
+	d->max_proposal = mrb + (1u << 20);
+	/* etcd's ReqTimeout: 5 s plus two election timeouts. */
+	d->read_timeout_ticks = (5000u + 2u * el) / hb;
+	d->flush_ev = event_new(w->base, -1, 0, on_flush, d);
+	d->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, d);
+	if (!d->flush_ev || !d->tick_ev)
+		worker_fatal(w, "raftd: out of memory");
+	if (raftd_boot(d) < 0)
+		return -1;
+	struct timeval tv = {.tv_sec = hb / 1000, .tv_usec = (hb % 1000) * 1000};
+	event_add(d->tick_ev, &tv);
+	return 0;
+}
+
+static void on_stop(struct worker *w)
+{
+	struct raftd *d = w->arg;
+	/* Every WAL write is synced within the callback that made it, so
+	 * nothing is half done here: stop handling frames and leave. */
+	d->stopping = true;
+	if (d->wal && wal_pending(d->wal) && wal_sync(d->wal, true) < 0)
+		log_err("raftd", "final WAL sync failed");
+	event_free(d->tick_ev);
+	event_free(d->flush_ev);
+	d->tick_ev = d->flush_ev = NULL;
+}
+
+static const struct worker_ops ops = {
+	.on_msg = on_msg,
+	.on_peer_up = on_peer_up,
+	.on_peer_down = on_peer_down,
+	.on_start = on_start,
+	.on_stop = on_stop,
+};
 
 int raftd_main(int argc, char **argv)
 {
-	return worker_run(PROC_RAFTD, &ops, NULL, argc, argv);
+	memset(&raftd, 0, sizeof(raftd));
+	int rc = worker_run(PROC_RAFTD, &ops, &raftd, argc, argv);
+	raft_free(raftd.r);
+	wal_free(raftd.wal);
+	return rc;
 }

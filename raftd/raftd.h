@@ -60,6 +60,8 @@ struct raftd {
 	const Raftpb__Entry **apply_buf;
 	size_t apply_cap;
 
+	uint64_t log_lead; /* leader in the last log line */
+
 	/* The last RaftState sent. */
 	uint64_t st_term, st_lead, st_commit, st_last;
 	bool st_learner, st_valid;

@@ -133,9 +133,7 @@ int raftd_boot(struct raftd *d)
 					&d->wal);
 		if (rc < 0)
 			worker_fatal(w, "raftd: create %s: %s", dir, strerror(-rc));
-		log_info("etcdserver", "starting member %llx in cluster %llx",
-			 (unsigned long long)d->id,
-			 (unsigned long long)d->cluster_id);
+		/* "starting member" is the supervisor's line (it knows first). */
 		b.term = 1;
 		b.commit = n;
 		b.ents = v;

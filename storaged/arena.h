@@ -37,12 +37,6 @@ void *arena_zalloc(struct arena *a, size_t n);
 void *arena_memdup(struct arena *a, const void *p, size_t n);
 
 /* A protobuf-c message of type T, initialised with INIT, in the arena. */
-#define ARENA_NEW(a, T, INIT)                                                  \
-	({                                                                     \
-		T *p_ = arena_alloc((a), sizeof(T));                           \
-		T init_ = INIT;                                                \
-		*p_ = init_;                                                   \
-		p_;                                                            \
-	})
+#define ARENA_NEW(a, T, INIT) ((T *)arena_memdup((a), &(T)INIT, sizeof(T)))
 
 #endif

@@ -1,4 +1,4 @@
-/* The MVCC store's life: open and rebuild, batches, and its raw reads and writes. */
+/* The MVCC store's life: options, open and rebuild of the index, close, sync, size. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -37,10 +37,6 @@ void mvcc_strerror(int err, uint32_t *ret_code, const char **ret_msg)
 	case MVCC_ELEASENOTFOUND:
 		code = 5;
 		msg = "etcdserver: requested lease not found";
-		break;
-	case MVCC_EKEYNOTPROVIDED:
-		code = 3;
-		msg = "etcdserver: key is not provided";
 		break;
 	case MVCC_ETOOLARGE:
 		code = 8;
@@ -147,7 +143,11 @@ static int restore_index(struct mvcc *m, int64_t *ret_maxrev)
 	arena_init(&a);
 	int ret = 0;
 	int64_t maxrev = 0;
-	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(m->db, m->ro,
+	/* One pass over everything: read ahead, and keep the cache for reads. */
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_readoptions_set_fill_cache(ro, 0);
+	rocksdb_readoptions_set_readahead_size(ro, 2u << 20);
+	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(m->db, ro,
 							    m->cf[CF_KEY]);
 	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
 	     rocksdb_iter_next(it)) {
@@ -183,6 +183,7 @@ static int restore_index(struct mvcc *m, int64_t *ret_maxrev)
 		}
 	}
 	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
 	arena_done(&a);
 	if (ret == 0)
 		*ret_maxrev = maxrev;
@@ -389,232 +390,4 @@ int mvcc_disk_usage(struct mvcc *m, int64_t *ret_size, int64_t *ret_inuse)
 	*ret_size = size;
 	*ret_inuse = inuse;
 	return 0;
-}
-
-int mvcc_batch_begin(struct mvcc *m)
-{
-	if (m->in_batch)
-		return -EBUSY;
-	m->in_batch = 1;
-	rocksdb_writebatch_clear(m->wb);
-	m->npend = 0;
-	m->phys_compact = 0;
-	return 0;
-}
-
-void mvcc_batch_set_applied(struct mvcc *m, uint64_t index)
-{
-	m->applied = index;
-}
-
-int mvcc_batch_commit(struct mvcc *m)
-{
-	if (!m->in_batch)
-		return -EINVAL;
-	meta_put(m->wb, m, META_APPLIED, (int64_t)m->applied);
-	meta_put(m->wb, m, META_REV, m->rev);
-	char *err = NULL;
-	rocksdb_write(m->db, m->wo, m->wb, &err);
-	rocksdb_writebatch_clear(m->wb);
-	m->npend = 0;
-	arena_clear(&m->pend_arena);
-	m->in_batch = 0;
-	if (err) {
-		rocksdb_free(err);
-		return -EIO;
-	}
-	if (m->phys_compact) {
-		int64_t rev = m->phys_compact;
-		m->phys_compact = 0;
-		return mvcc_compact_physical(m, rev);
-	}
-	return 0;
-}
-
-/* Pending writes are appended in revision order: binary search. */
-static const struct pending_kv *pending_find(const struct mvcc *m,
-					     const struct kirev *r)
-{
-	size_t lo = 0, hi = m->npend;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		const struct pending_kv *p = &m->pend[mid];
-		if (p->main < r->main || (p->main == r->main && p->sub < r->sub))
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < m->npend && m->pend[lo].main == r->main &&
-	    m->pend[lo].sub == r->sub)
-		return &m->pend[lo];
-	return NULL;
-}
-
-int mvcc_kv_at(struct mvcc *m, const struct kirev *rev, struct arena *a,
-	       Mvccpb__KeyValue **ret)
-{
-	Mvccpb__KeyValue *kv;
-	const struct pending_kv *p = m->npend ? pending_find(m, rev) : NULL;
-	if (p) {
-		kv = mvccpb__key_value__unpack(&a->pb, p->len, p->data);
-	} else {
-		uint8_t k[REVKEY_MAX];
-		size_t klen = revkey_put(k, rev);
-		char *err = NULL;
-		rocksdb_pinnableslice_t *s = rocksdb_get_pinned_cf(
-			m->db, m->ro, m->cf[CF_KEY], (const char *)k, klen, &err);
-		if (err) {
-			rocksdb_free(err);
-			return -EIO;
-		}
-		/* The index names only revisions that are stored. */
-		if (!s)
-			return -EIO;
-		size_t vlen;
-		const char *v = rocksdb_pinnableslice_value(s, &vlen);
-		kv = mvccpb__key_value__unpack(&a->pb, vlen, (const uint8_t *)v);
-		rocksdb_pinnableslice_destroy(s);
-	}
-	if (!kv)
-		return -EIO;
-	*ret = kv;
-	return 0;
-}
-
-static int hits_push(struct mvcc *m, const struct ki_node *n,
-		     const struct kirev *r)
-{
-	if (m->nhits == m->caphits) {
-		size_t cap = m->caphits ? m->caphits * 2 : 64;
-		struct range_hit *h = realloc(m->hits, cap * sizeof(*h));
-		if (!h)
-			return -ENOMEM;
-		m->hits = h;
-		m->caphits = cap;
-	}
-	m->hits[m->nhits].node = n;
-	m->hits[m->nhits].rev = *r;
-	m->nhits++;
-	return 0;
-}
-
-ssize_t mvcc_collect(struct mvcc *m, const struct krange *r, int64_t at)
-{
-	struct kirev rev;
-	m->nhits = 0;
-	if (r->kind == RANGE_ONE) {
-		const struct ki_node *n = ki_find(m->ki, r->key, r->klen);
-		if (n && ki_get(n, at, &rev) == 0 && hits_push(m, n, &rev) < 0)
-			return -ENOMEM;
-		return (ssize_t)m->nhits;
-	}
-	for (const struct ki_node *n = ki_seek(m->ki, r->key, r->klen); n;
-	     n = ki_next(n)) {
-		if (r->kind == RANGE_SPAN &&
-		    ki_keycmp(n->key, n->keylen, r->end, r->elen) >= 0)
-			break;
-		if (ki_get(n, at, &rev) == 0 && hits_push(m, n, &rev) < 0)
-			return -ENOMEM;
-	}
-	return (ssize_t)m->nhits;
-}
-
-static int pending_push(struct mvcc *m, const struct kirev *r,
-			const uint8_t *data, size_t len)
-{
-	if (m->npend == m->cappend) {
-		size_t cap = m->cappend ? m->cappend * 2 : 256;
-		struct pending_kv *p = realloc(m->pend, cap * sizeof(*p));
-		if (!p)
-			return -ENOMEM;
-		m->pend = p;
-		m->cappend = cap;
-	}
-	struct pending_kv *p = &m->pend[m->npend++];
-	p->main = r->main;
-	p->sub = r->sub;
-	p->len = (uint32_t)len;
-	p->data = data;
-	return 0;
-}
-
-void wtxn_begin(struct mvcc *m, struct wtxn *t)
-{
-	t->begin = m->rev;
-	t->changes = 0;
-}
-
-void wtxn_end(struct mvcc *m, struct wtxn *t)
-{
-	if (t->changes > 0)
-		m->rev = t->begin + 1;
-}
-
-int wtxn_put(struct mvcc *m, struct wtxn *t, const uint8_t *key, size_t klen,
-	     const uint8_t *val, size_t vlen, int64_t lease)
-{
-	struct kirev rev = { t->begin + 1, t->changes, 0 };
-	struct ki_node *n;
-	int ret = ki_put(m->ki, key, klen, rev.main, rev.sub, &n);
-	if (ret < 0)
-		return ret;
-
-	Mvccpb__KeyValue kv = MVCCPB__KEY_VALUE__INIT;
-	kv.key.data = (uint8_t *)key;
-	kv.key.len = klen;
-	kv.value.data = (uint8_t *)val;
-	kv.value.len = vlen;
-	kv.create_revision = n->create;
-	kv.mod_revision = rev.main;
-	kv.version = n->ver;
-	kv.lease = lease;
-	size_t len = mvccpb__key_value__get_packed_size(&kv);
-	uint8_t *buf = arena_alloc(&m->pend_arena, len);
-	mvccpb__key_value__pack(&kv, buf);
-	/* Key-values are kept for reads later in this batch. */
-	if ((ret = pending_push(m, &rev, buf, len)) < 0)
-		return ret;
-
-	uint8_t k[REVKEY_MAX];
-	size_t kl = revkey_put(k, &rev);
-	rocksdb_writebatch_put_cf(m->wb, m->cf[CF_KEY], (const char *)k, kl,
-				  (const char *)buf, len);
-	t->changes++;
-	return 0;
-}
-
-int wtxn_delete(struct mvcc *m, struct wtxn *t, const struct krange *r,
-		int64_t *ret_n)
-{
-	ssize_t n = mvcc_collect(m, r, wtxn_read_rev(t));
-	if (n < 0)
-		return (int)n;
-	for (ssize_t i = 0; i < n; i++) {
-		struct ki_node *node = (struct ki_node *)m->hits[i].node;
-		struct kirev rev = { t->begin + 1, t->changes, 1 };
-		int ret = ki_tombstone(node, rev.main, rev.sub);
-		if (ret < 0)
-			return ret;
-		/* etcd stores a tombstone as a key-value with the key alone. */
-		Mvccpb__KeyValue kv = MVCCPB__KEY_VALUE__INIT;
-		kv.key.data = node->key;
-		kv.key.len = node->keylen;
-		size_t len = mvccpb__key_value__get_packed_size(&kv);
-		uint8_t *p = arena_alloc(&m->pend_arena, len);
-		mvccpb__key_value__pack(&kv, p);
-		uint8_t k[REVKEY_MAX];
-		size_t kl = revkey_put(k, &rev);
-		rocksdb_writebatch_put_cf(m->wb, m->cf[CF_KEY], (const char *)k,
-					  kl, (const char *)p, len);
-		t->changes++;
-	}
-	*ret_n = n;
-	return 0;
-}
-
-int mvcc_lease_exists(struct mvcc *m, int64_t id)
-{
-	(void)m;
-	/* No lessor yet: only "no lease" exists. */
-	return id == 0;
 }

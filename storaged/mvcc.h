@@ -31,7 +31,6 @@ enum {
 	MVCC_EFUTUREREV,      /* 11 mvcc: required revision is a future revision */
 	MVCC_EKEYNOTFOUND,    /* 3 key not found */
 	MVCC_ELEASENOTFOUND,  /* 5 requested lease not found */
-	MVCC_EKEYNOTPROVIDED, /* 3 key is not provided */
 	MVCC_ETOOLARGE,       /* 8 the answer is larger than a frame */
 	MVCC_EUNSUPPORTED,    /* 12 a request this version does not serve */
 };

@@ -10,6 +10,7 @@
 #include <rocksdb/c.h>
 
 #include "keyindex.h"
+#include "link.h"
 #include "mvcc.h"
 
 enum mvcc_cf {
@@ -184,6 +185,16 @@ ssize_t mvcc_collect(struct mvcc *m, const struct krange *r, int64_t at);
 /* The key-value stored at rev, unpacked into a. */
 int mvcc_kv_at(struct mvcc *m, const struct kirev *rev, struct arena *a,
 	       Mvccpb__KeyValue **ret);
+
+/*
+ * The key-values of hits[0..n), into out[0..n), unpacked into a;
+ * -MVCC_ETOOLARGE once they pass max_bytes (an answer must fit a frame).
+ */
+int mvcc_kv_many(struct mvcc *m, const struct range_hit *hits, size_t n,
+		 size_t max_bytes, struct arena *a, Mvccpb__KeyValue **out);
+
+/* The most bytes of key-values one answer carries. */
+#define MVCC_MAX_ANSWER ((size_t)LINK_MAX_BODY - (1u << 20))
 
 /*
  * etcd's applierV3backend.Range with the read view's revision cur (the store's,

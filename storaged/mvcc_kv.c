@@ -6,11 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "link.h"
 #include "mvcc_int.h"
-
-/* A range answer must fit in one frame to gatewayd (with room for headers). */
-#define RANGE_MAX_BYTES ((size_t)LINK_MAX_BODY - (1u << 20))
 
 static Etcdserverpb__ResponseHeader *header_new(struct arena *a, int64_t rev)
 {
@@ -30,19 +26,23 @@ static int cmp_bytes(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b)
 	return ki_keycmp(a->data, a->len, b->data, b->len);
 }
 
-static Etcdserverpb__RangeRequest__SortTarget sort_target;
-static int sort_desc;
+struct sort_by {
+	Etcdserverpb__RangeRequest__SortTarget target;
+	int desc;
+};
 
 /*
  * The sort etcd applies; equal elements keep their key order, as Go's
  * insertion sort keeps them for the small results that have ties.
  */
-static int kv_sort_cmp(const void *pa, const void *pb)
+static int kv_sort_cmp(const void *pa, const void *pb, void *arg)
 {
+	const struct sort_by *by = arg;
 	const Mvccpb__KeyValue *a = *(Mvccpb__KeyValue *const *)pa;
 	const Mvccpb__KeyValue *b = *(Mvccpb__KeyValue *const *)pb;
+	int sort_desc = by->desc;
 	int c = 0;
-	switch (sort_target) {
+	switch (by->target) {
 	case ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VERSION:
 		c = cmp_i64(a->version, b->version);
 		break;
@@ -102,15 +102,9 @@ int mvcc_range_at(struct mvcc *m, const Etcdserverpb__RangeRequest *r,
 
 	size_t nkv = limit <= 0 || limit > n ? (size_t)n : (size_t)limit;
 	Mvccpb__KeyValue **kvs = arena_alloc(a, nkv * sizeof(*kvs));
-	size_t bytes = 0;
-	for (size_t i = 0; i < nkv; i++) {
-		int ret2 = mvcc_kv_at(m, &m->hits[i].rev, a, &kvs[i]);
-		if (ret2 < 0)
-			return ret2;
-		bytes += kvs[i]->key.len + kvs[i]->value.len + 64;
-		if (bytes > RANGE_MAX_BYTES)
-			return -MVCC_ETOOLARGE;
-	}
+	int err = mvcc_kv_many(m, m->hits, nkv, MVCC_MAX_ANSWER, a, kvs);
+	if (err < 0)
+		return err;
 
 	if (filtered) {
 		size_t j = 0;
@@ -141,9 +135,11 @@ int mvcc_range_at(struct mvcc *m, const Etcdserverpb__RangeRequest *r,
 	if (order != ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__NONE && nkv > 1 &&
 	    !(order == ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__ASCEND &&
 	      r->sort_target == ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__KEY)) {
-		sort_target = r->sort_target;
-		sort_desc = order == ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND;
-		qsort(kvs, nkv, sizeof(*kvs), kv_sort_cmp);
+		struct sort_by by = {
+			r->sort_target,
+			order == ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND
+		};
+		qsort_r(kvs, nkv, sizeof(*kvs), kv_sort_cmp, &by);
 	}
 
 	if (r->limit > 0 && nkv > (size_t)r->limit) {
@@ -244,10 +240,10 @@ int mvcc_delete_in(struct mvcc *m, struct wtxn *t,
 		if (n > 0) {
 			resp->prev_kvs = arena_alloc(a, (size_t)n *
 							 sizeof(*resp->prev_kvs));
-			for (ssize_t i = 0; i < n; i++)
-				if ((err = mvcc_kv_at(m, &m->hits[i].rev, a,
-						      &resp->prev_kvs[i])) < 0)
-					return err;
+			err = mvcc_kv_many(m, m->hits, (size_t)n,
+					   MVCC_MAX_ANSWER, a, resp->prev_kvs);
+			if (err < 0)
+				return err;
 			resp->n_prev_kvs = (size_t)n;
 		}
 	}

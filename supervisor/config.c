@@ -395,6 +395,8 @@ int config_parse(struct config *c, int argc, char **argv, char **envp,
 			    "--config-file is not supported yet");
 	if ((r = parse_env(c, envp, err)) < 0)
 		return r;
+	if ((r = config_check_bootstrap_mode(c, err)) < 0)
+		return r;
 
 	bool discovery = cfg_str(c, F_DISCOVERY)[0] != 0;
 	bool may_be_proxy = strcmp(cfg_str(c, F_PROXY), "off") != 0 ||

@@ -263,6 +263,24 @@ static bool any_scheme(const struct url_list *l, const char *a, const char *b)
 	return false;
 }
 
+int config_check_bootstrap_mode(const struct config *c, struct cfg_error *err)
+{
+	if (strcmp(cfg_str(c, F_PROXY), "off") != 0)
+		return config_fail(err, CFG_ERR_PLAIN, NULL,
+				   "--proxy=%s is not supported yet",
+				   cfg_str(c, F_PROXY));
+	if (cfg_str(c, F_DISCOVERY)[0])
+		return config_fail(err, CFG_ERR_PLAIN, NULL,
+				   "--discovery is not supported yet");
+	if (cfg_str(c, F_DISCOVERY_SRV)[0])
+		return config_fail(err, CFG_ERR_PLAIN, NULL,
+				   "--discovery-srv is not supported yet");
+	if (cfg_str(c, F_DISCOVERY_PROXY)[0])
+		return config_fail(err, CFG_ERR_PLAIN, NULL,
+				   "--discovery-proxy is not supported yet");
+	return 0;
+}
+
 /* Features that come in later issues: refused, never silently ignored. */
 static int check_unsupported(struct config *c, bool initialized,
 			     struct cfg_error *err)
@@ -332,19 +350,6 @@ int config_bootstrap(struct config *c, bool initialized, struct cfg_error *err)
 {
 	int r;
 
-	if (strcmp(cfg_str(c, F_PROXY), "off") != 0)
-		return config_fail(err, CFG_ERR_PLAIN, NULL,
-				   "--proxy=%s is not supported yet",
-				   cfg_str(c, F_PROXY));
-	if (cfg_str(c, F_DISCOVERY)[0])
-		return config_fail(err, CFG_ERR_PLAIN, NULL,
-				   "--discovery is not supported yet");
-	if (cfg_str(c, F_DISCOVERY_SRV)[0])
-		return config_fail(err, CFG_ERR_PLAIN, NULL,
-				   "--discovery-srv is not supported yet");
-	if (cfg_str(c, F_DISCOVERY_PROXY)[0])
-		return config_fail(err, CFG_ERR_PLAIN, NULL,
-				   "--discovery-proxy is not supported yet");
 	if (!initialized && (r = check_new_member(c, err)) < 0)
 		return r;
 	return check_unsupported(c, initialized, err);

@@ -33,6 +33,12 @@ struct child {
 	pid_t pid;          /* 0 while not running */
 	struct link *link;  /* our end of its fd 3; NULL while not running */
 	int ready;
+	/*
+	 * Reaped, but its link still holds frames (a MSG_FATAL sent just
+	 * before exiting): the death is handled when the link reaches EOF.
+	 */
+	int reaped;
+	int status;
 	uint64_t deaths[SUP_CRASH_LIMIT]; /* ring of recent death times (ms) */
 	unsigned n_deaths;
 	struct event *restart;
@@ -84,6 +90,14 @@ static uint64_t now_ms(void)
 }
 
 static void begin_stop(struct sup *s, int code);
+static void child_died(struct sup *s, struct child *c);
+
+/* Signals c if it is running and not yet reaped (its pid is still its own). */
+static void signal_child(struct child *c, int sig)
+{
+	if (c->pid > 0 && !c->reaped)
+		kill(c->pid, sig);
+}
 
 static void child_msg(struct link *l, const struct msg_hdr *hdr,
 		      const uint8_t *body, int fd, void *arg)
@@ -130,14 +144,18 @@ static void child_close(struct link *l, void *arg)
 		return;
 	c->link = NULL;
 	link_free(l);
+	if (c->reaped) {
+		child_died(c->sup, c);
+		return;
+	}
 	/*
 	 * Usually the worker is exiting and SIGCHLD follows. Should it live
 	 * on without its supervisor link, it is of no use: ask it to go (it
 	 * is restarted on SIGCHLD). Never during a shutdown, where workers
 	 * close their link before they are done (storaged closing RocksDB).
 	 */
-	if (c->pid > 0 && !c->sup->stopping)
-		kill(c->pid, SIGTERM);
+	if (!c->sup->stopping)
+		signal_child(c, SIGTERM);
 }
 
 static int send_procfd(struct link *l, enum proc_role other, int fd)
@@ -162,6 +180,7 @@ static int start_child(struct sup *s, struct child *c)
 	}
 	c->pid = pid;
 	c->ready = 0;
+	c->reaped = 0;
 	c->link = link_new(s->base, sv[0], proc_name(c->role), 0, child_msg,
 			   child_close, c);
 	if (!c->link) {
@@ -258,8 +277,8 @@ static void run_stage(struct sup *s)
 	}
 	for (int k = 0; k < 2; k++) {
 		enum proc_role r = stop_stages[s->stage][k];
-		if (r != PROC_SUPERVISOR && s->ch[r].pid > 0)
-			kill(s->ch[r].pid, SIGTERM);
+		if (r != PROC_SUPERVISOR)
+			signal_child(&s->ch[r], SIGTERM);
 	}
 	struct timeval tv = {SUP_STOP_STAGE_MS / 1000, (SUP_STOP_STAGE_MS % 1000) * 1000};
 	evtimer_add(s->stage_timer, &tv);
@@ -279,7 +298,7 @@ static void stage_timeout(evutil_socket_t fd, short what, void *arg)
 		if (s->ch[r].pid > 0) {
 			log_warn(PKG, "%s (pid %d) did not stop in time, killing it",
 				 proc_name((enum proc_role)r), (int)s->ch[r].pid);
-			kill(s->ch[r].pid, SIGKILL);
+			signal_child(&s->ch[r], SIGKILL);
 		}
 }
 
@@ -296,14 +315,15 @@ static void begin_stop(struct sup *s, int code)
 	run_stage(s);
 }
 
-static void child_died(struct sup *s, struct child *c, int st)
+static void child_died(struct sup *s, struct child *c)
 {
 	char how[128];
 	pid_t pid = c->pid;
 
-	describe_status(st, how, sizeof(how));
+	describe_status(c->status, how, sizeof(how));
 	c->pid = 0;
 	c->ready = 0;
+	c->reaped = 0;
 	if (c->link) {
 		struct link *l = c->link;
 		c->link = NULL;
@@ -347,11 +367,17 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-		for (int r = PROC_RAFTD; r < PROC_MAX; r++)
-			if (s->ch[r].pid == pid) {
-				child_died(s, &s->ch[r], st);
-				break;
-			}
+		for (int r = PROC_RAFTD; r < PROC_MAX; r++) {
+			struct child *c = &s->ch[r];
+			if (c->pid != pid || c->reaped)
+				continue;
+			c->reaped = 1;
+			c->status = st;
+			/* Frames still queued on its link are read first. */
+			if (!c->link)
+				child_died(s, c);
+			break;
+		}
 	}
 }
 
@@ -419,7 +445,7 @@ int supervisor_run(const Ipc__WorkerConfig *wcfg, const struct listener *ls,
 
 	/* Whatever is left (the loop cannot exit with children alive). */
 	for (int r = PROC_RAFTD; r < PROC_MAX; r++) {
-		if (s.ch[r].pid > 0) {
+		if (s.ch[r].pid > 0 && !s.ch[r].reaped) {
 			kill(s.ch[r].pid, SIGKILL);
 			waitpid(s.ch[r].pid, NULL, 0);
 		}

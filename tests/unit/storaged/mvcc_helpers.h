@@ -35,8 +35,23 @@ static __attribute__((unused)) void store_open(void)
 	next_index = mvcc_applied(m) + 1;
 }
 
+/* A failed check exits: the temporary directory goes anyway. */
+static void remove_dbdir(void)
+{
+	char cmd[300];
+	if (!dbdir[0])
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dbdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dbdir);
+	dbdir[0] = 0;
+}
+
 static __attribute__((unused)) void store_new(void)
 {
+	static int registered;
+	if (!registered++)
+		atexit(remove_dbdir);
 	snprintf(dbdir, sizeof(dbdir), "/tmp/test-storaged-XXXXXX");
 	CHECK(mkdtemp(dbdir));
 	arena_init(&a);
@@ -47,9 +62,7 @@ static __attribute__((unused)) void store_destroy(void)
 {
 	mvcc_close(m);
 	m = NULL;
-	char cmd[300];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dbdir);
-	CHECK(system(cmd) == 0);
+	remove_dbdir();
 	arena_done(&a);
 }
 

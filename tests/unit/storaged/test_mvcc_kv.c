@@ -334,8 +334,67 @@ static void test_batch(void)
 	store_destroy();
 }
 
+/* Ranges over many keys read in revision order; the batch's own writes too. */
+static void test_many(void)
+{
+	store_new();
+	char k[16], v[16];
+	for (int i = 0; i < 300; i++) {
+		int n = (i * 7919) % 300;
+		snprintf(k, sizeof(k), "k%03d", n);
+		snprintf(v, sizeof(v), "v%d", n);
+		put(k, v);
+	}
+	Etcdserverpb__RangeResponse *rr = range("k", "l");
+	CHECK_EQ(rr->n_kvs, 300);
+	for (int i = 0; i < 300; i++) {
+		snprintf(k, sizeof(k), "k%03d", i);
+		snprintf(v, sizeof(v), "v%d", i);
+		CHECK_STR(rr->kvs[i]->key, k);
+		CHECK_STR(rr->kvs[i]->value, v);
+	}
+
+	/* One batch: overwrite half the keys, then delete all with prev_kv. */
+	static Etcdserverpb__PutRequest p[150];
+	static Etcdserverpb__InternalRaftRequest r[151];
+	static char keys[150][16];
+	uint64_t id;
+	Ipc__Result *res = NULL;
+	CHECK(mvcc_batch_begin(m) == 0);
+	for (int i = 0; i < 150; i++) {
+		etcdserverpb__put_request__init(&p[i]);
+		etcdserverpb__internal_raft_request__init(&r[i]);
+		snprintf(keys[i], sizeof(keys[i]), "k%03d", 2 * i);
+		p[i].key = B(keys[i]);
+		p[i].value = B("new");
+		r[i].put = &p[i];
+		CHECK(apply_entry(m, entry_of(&r[i]), &a, &id, &res) == 0);
+	}
+	Etcdserverpb__DeleteRangeRequest d = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
+	d.key = B("k");
+	d.range_end = B("l");
+	d.prev_kv = 1;
+	etcdserverpb__internal_raft_request__init(&r[150]);
+	r[150].delete_range = &d;
+	CHECK(apply_entry(m, entry_of(&r[150]), &a, &id, &res) == 0);
+	CHECK(mvcc_batch_commit(m) == 0);
+	CHECK(!res->error);
+	CHECK_EQ(res->delete_range->deleted, 300);
+	for (int i = 0; i < 300; i++) {
+		Mvccpb__KeyValue *kv = res->delete_range->prev_kvs[i];
+		snprintf(k, sizeof(k), "k%03d", i);
+		snprintf(v, sizeof(v), "v%d", i);
+		CHECK_STR(kv->key, k);
+		CHECK_STR(kv->value, i % 2 ? v : "new");
+		CHECK_EQ(kv->version, i % 2 ? 1 : 2);
+	}
+	CHECK_EQ(range("k", "l")->count, 0);
+	store_destroy();
+}
+
 int main(void)
 {
+	test_many();
 	test_put();
 	test_range();
 	test_delete();

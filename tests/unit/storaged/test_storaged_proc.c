@@ -159,6 +159,7 @@ static void stop_child(void)
 	CHECK(kill(child, SIGTERM) == 0);
 	CHECK(waitpid(child, &st, 0) == child);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	child = 0;
 	peer_done(&sup);
 	peer_done(&raft);
 	peer_done(&gw);
@@ -278,9 +279,26 @@ static void send_query(uint64_t id, uint64_t min_applied, int what)
 	CHECK(link_send_pb(gw.l, MSG_QUERY, id, &q.base) == 0);
 }
 
+/* Only the test's own process removes the directory (not a child). */
+static pid_t test_pid;
+
+static void remove_datadir(void)
+{
+	if (getpid() != test_pid)
+		return;
+	if (child > 0)
+		kill(child, SIGKILL);
+	char cmd[100];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", datadir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", datadir);
+}
+
 int main(void)
 {
 	CHECK(mkdtemp(datadir));
+	test_pid = getpid();
+	atexit(remove_datadir);
 	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
 
@@ -349,8 +367,5 @@ int main(void)
 	stop_child();
 
 	event_base_free(base);
-	char cmd[100];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", datadir);
-	CHECK(system(cmd) == 0);
 	return 0;
 }

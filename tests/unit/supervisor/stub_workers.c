@@ -3,6 +3,8 @@
  * (common/worker.c) that take listeners and peer links and say so on
  * stderr, so the test sees what the supervisor handed them.
  */
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -31,6 +33,10 @@ static void on_listener(struct worker *w, const Ipc__Listener *l, int fd)
 
 static int on_start(struct worker *w)
 {
+	/* The test makes one role fail as a real worker would. */
+	const char *fatal = getenv("STUB_FATAL_ROLE");
+	if (fatal && strcmp(fatal, proc_name(w->role)) == 0)
+		worker_fatal(w, "%s cannot open its store (stub)", proc_name(w->role));
 	log_info("stub", "%s: config for %s, member %016llx, bootstrap %d, %zu members",
 		 proc_name(w->role), w->cfg->name,
 		 (unsigned long long)w->cfg->member_id, (int)w->cfg->bootstrap,

@@ -25,6 +25,7 @@ static const char *etcd;
 static char tmp[256];
 static char host[32];
 static int port_base;
+static const char *fatal_role; /* the stub worker that fails at start */
 
 static void msleep(int ms)
 {
@@ -51,6 +52,8 @@ static pid_t start(const char *log, const char *const *args)
 		if (chdir(tmp) < 0)
 			_exit(126);
 		unsetenv("ETCD_NAME");
+		if (fatal_role)
+			setenv("STUB_FATAL_ROLE", fatal_role, 1);
 		execv(etcd, argv);
 		_exit(127);
 	}
@@ -335,10 +338,27 @@ static void lifecycle(void)
 	/* Five crashes within 30 s stop the member with exit 1. */
 	for (int i = 0; i < 5 && d; i++) {
 		kill(d, SIGKILL);
-		d = wait_child(sup, "discoveryd", d, 8000);
+		if (i < 4)
+			d = wait_child(sup, "discoveryd", d, 8000);
 	}
 	CHECK(wait_exit(sup, 10000) == 1);
 	CHECK(strstr(slurp("restart.log"), "stopping the member"));
+}
+
+/* A worker's MSG_FATAL: "etcd: <message>", everything stops, exit 1. */
+static void fatal(void)
+{
+	const char *args[20];
+	fill_member_args(args);
+	args[1] = "f.etcd";
+	fatal_role = "storaged";
+	pid_t sup = start("fatal.log", args);
+	fatal_role = NULL;
+	pid_t g = find_child(sup, "gatewayd");
+	CHECK(wait_exit(sup, 10000) == 1);
+	CHECK(strstr(slurp("fatal.log"), "\netcd: storaged cannot open its store (stub)\n"));
+	CHECK(g == 0 || !alive(g));
+	CHECK(count("fatal.log", "restarting it") == 0);
 }
 
 /* The supervisor killed outright: its workers follow (PR_SET_PDEATHSIG). */
@@ -377,7 +397,16 @@ int main(int argc, char **argv)
 	bad_input();
 	port_in_use();
 	lifecycle();
+	fatal();
 	no_orphans();
+
+	/* Under -fsanitize, any report in any process's stderr is a failure. */
+	static const char *const logs[] = {"bad.log", "guide.log", "port.log", "run.log",
+					   "restart.log", "orphan.log", "fatal.log"};
+	for (size_t i = 0; i < sizeof(logs) / sizeof(logs[0]); i++) {
+		CHECK(!strstr(slurp(logs[i]), "Sanitizer"));
+		CHECK(!strstr(slurp(logs[i]), "runtime error:"));
+	}
 
 	if (!check_failures) {
 		char cmd[300];
