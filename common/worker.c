@@ -146,10 +146,9 @@ int worker_run(enum proc_role role, const struct worker_ops *ops, void *arg,
 
 	signal(SIGPIPE, SIG_IGN);
 	prctl(PR_SET_NAME, proc_name(role), 0, 0, 0);
-	/* Should the supervisor die without a word, so do we. */
+	/* Should the supervisor die without a word, so do we (the supervisor
+	 * also sets this between fork and exec; and EOF on fd 3 stops us too). */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	if (getppid() == 1)
-		return 1;
 
 	memset(&w, 0, sizeof(w));
 	w.role = role;
