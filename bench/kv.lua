@@ -1,8 +1,6 @@
 -- wrk script for bench/run.sh: etcd's v3 JSON API under load.
 --   wrk ... -s bench/kv.lua URL -- put   NKEYS        random puts, 256-byte values
 --   wrk ... -s bench/kv.lua URL -- range NKEYS        random single-key ranges
---   wrk ... -s bench/kv.lua URL -- fill  PREFIX TOTAL NTHREADS
---                                                    write PREFIX000000.. once each, then stop
 -- done() prints one line: RESULT <req/s> <p99 ms> <non-2xx> <socket errors>.
 -- Bodies are built once per thread in init(), so the Lua cost per request is a table lookup.
 
@@ -34,7 +32,6 @@ function setup(thread)
 end
 
 local mode, bodies, nkeys
-local prefix, total, nthreads, nextkey, mine, answered
 
 local function put_body(key)
 	return '{"key":"' .. b64(key) .. '","value":"' .. value .. '"}'
@@ -43,14 +40,6 @@ end
 function init(args)
 	mode = args[1] or "put"
 	math.randomseed(id * 7919 + os.time())
-	if mode == "fill" then
-		prefix, total, nthreads = args[2], tonumber(args[3]), tonumber(args[4])
-		nextkey = id - 1
-		mine = 0
-		for k = id - 1, total - 1, nthreads do mine = mine + 1 end
-		answered = 0
-		return
-	end
 	nkeys = tonumber(args[2] or "10000")
 	bodies = {}
 	for k = 0, nkeys - 1 do
@@ -65,24 +54,7 @@ function init(args)
 end
 
 function request()
-	if mode == "fill" then
-		if nextkey < total then
-			local key = string.format("%s%06d", prefix, nextkey)
-			nextkey = nextkey + nthreads
-			return wrk.format("POST", "/v3/kv/put", headers, put_body(key))
-		end
-		-- every key is in flight: idle connections ask something cheap until we stop
-		return wrk.format("GET", "/health")
-	end
 	return bodies[math.random(0, nkeys - 1)]
-end
-
-function response(status, hdrs, body)
-	if mode == "fill" then
-		-- count only the puts' answers, not the idle connections' /health
-		if body:sub(1, 10) ~= '{"health":' then answered = answered + 1 end
-		if answered >= mine then wrk.thread:stop() end
-	end
 end
 
 function done(summary, latency, requests)

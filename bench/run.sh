@@ -6,19 +6,20 @@
 # Starts one single-member cluster of ours (build/etcd) on 127.0.55.1 and one of the
 # reference (/usr/bin/etcd) on 127.0.55.2, each with a fresh data dir under a temp dir,
 # and drives both with the same wrk load (bench/kv.lua):
-#   - first fills the key space (NKEYS keys, 256-byte values) so ranges hit,
+#   - first fills the key space (NKEYS keys, 256-byte values, bench/fill.py) so ranges hit,
 #   - put   : POST /v3/kv/put, random key of the key space, 256-byte value,
 #   - range : POST /v3/kv/range, one random existing key (linearizable),
 #   each with 1 connection and with 64 connections, WARMUP seconds of warm-up and then
 #   DURATION seconds measured,
-# then writes 100,000 more keys into each and measures each server's total RSS (every
+# then writes 100,000 more keys into each (bench/fill.py: individual puts over 64
+# keep-alive connections) and measures each server's total RSS (every
 # process: for ours the supervisor and all its descendants; VmRSS from /proc).
 # Prints one table: test, ours req/s, ours p99, etcd req/s, etcd p99, ours/etcd, then the
 # RSS line. Every process it started is stopped by PID on exit.
 #
 # Environment: ETCD_BIN (ours, default build/etcd), REF_BIN (default /usr/bin/etcd),
 # DURATION (10), WARMUP (2), NKEYS (10000), FILL (100000), THREADS (wrk threads for the
-# 64-connection runs, default 2). ETCD_BIN=/usr/bin/etcd compares etcd with itself, to
+# 64-connection runs and fill processes, default 2). ETCD_BIN=/usr/bin/etcd compares etcd with itself, to
 # check the bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -115,11 +116,10 @@ wrk_run() { # host threads conns seconds args... -> "RESULT ..." line
 }
 
 fill() { # host prefix total
-	local t=$THREADS r
-	r=$(wrk -t "$t" -c 64 -d 600s --timeout 10s -s "$LUA" "http://$1:2379" -- fill "$2" "$3" "$t" |
-		grep '^RESULT' || echo "RESULT 0 0 0 0")
-	set -- $r
-	[ "$4" = 0 ] && [ "$5" = 0 ] || echo "bench: fill of $1 had $4 non-2xx and $5 socket errors" >&2
+	local r
+	r=$(timeout 900 /usr/bin/python3 "$ROOT/bench/fill.py" "$1" "$2" "$3" "$THREADS" 32) ||
+		echo "bench: fill of $1 failed: $r" >&2
+	echo "  filled $3 keys on $1 ($r)"
 }
 
 echo "starting ours ($OURS) on $OURS_HOST and etcd ($REF) on $REF_HOST in $WORK"

@@ -144,22 +144,83 @@ static void on_readindex(struct gw *gw, const struct msg_hdr *hdr,
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 }
 
-/* The response's header gets what gatewayd knows; storaged set revision. */
-static void fill_header(struct gw *gw, ProtobufCMessage *resp,
-			Etcdserverpb__ResponseHeader *spare)
+/*
+ * The response's header gets what gatewayd knows (storaged set revision).
+ * Returns the header slot when it had to be pointed at spare, which the
+ * caller resets before protobuf-c frees the response.
+ */
+static Etcdserverpb__ResponseHeader **
+fill_header(struct gw *gw, ProtobufCMessage *resp,
+	    Etcdserverpb__ResponseHeader *spare)
 {
 	const ProtobufCFieldDescriptor *f =
 		protobuf_c_message_descriptor_get_field_by_name(resp->descriptor,
 								"header");
 	if (!f || f->descriptor != &etcdserverpb__response_header__descriptor)
-		return;
+		return NULL;
 	Etcdserverpb__ResponseHeader **hp =
 		(Etcdserverpb__ResponseHeader **)((char *)resp + f->offset);
-	if (!*hp)
+	Etcdserverpb__ResponseHeader **ret = NULL;
+	if (!*hp) {
 		*hp = spare;
+		ret = hp;
+	}
 	(*hp)->cluster_id = gw->cluster_id;
 	(*hp)->member_id = gw->member_id;
 	(*hp)->raft_term = gw->term;
+	return ret;
+}
+
+static ProtobufCMessage *response_of(Ipc__Result *r)
+{
+	switch (r->response_case) {
+	case IPC__RESULT__RESPONSE_RANGE: return &r->range->base;
+	case IPC__RESULT__RESPONSE_PUT: return &r->put->base;
+	case IPC__RESULT__RESPONSE_DELETE_RANGE: return &r->delete_range->base;
+	case IPC__RESULT__RESPONSE_TXN: return &r->txn->base;
+	case IPC__RESULT__RESPONSE_COMPACTION: return &r->compaction->base;
+	case IPC__RESULT__RESPONSE_MEMBER_LIST: return &r->member_list->base;
+	case IPC__RESULT__RESPONSE_STATUS: return &r->status->base;
+	default: return NULL;
+	}
+}
+
+/* Prints resp and answers p's client with it; frees p. */
+static void answer(struct gw *gw, struct pending *p, Ipc__Result *r,
+		   ProtobufCMessage *resp)
+{
+	Etcdserverpb__ResponseHeader spare = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	Etcdserverpb__ResponseHeader **spare_slot = fill_header(gw, resp, &spare);
+	char version[] = ETCD_VERSION;
+	char *old_version = NULL;
+	struct jbuf b = JBUF_INIT;
+
+	if (p->kind == PK_STATUS && r->response_case == IPC__RESULT__RESPONSE_STATUS) {
+		/* Ours to say: storaged knows the store, raftd the rest. */
+		Etcdserverpb__StatusResponse *st = r->status;
+		old_version = st->version;
+		st->version = version;
+		st->leader = gw->leader;
+		st->raftindex = gw->commit;
+		st->raftterm = gw->term;
+	}
+	pbjson_encode(&b, resp);
+	/* Nothing of our stack may stay in what protobuf-c frees. */
+	if (spare_slot)
+		*spare_slot = NULL;
+	if (old_version)
+		r->status->version = old_version;
+
+	struct evhttp_request *req = take_req(p);
+	if (req && !b.oom) {
+		size_t len;
+		char *out = jbuf_steal(&b, &len);
+		http_reply_json(req, out, len, 1);
+	} else if (req) {
+		http_reply_error(req, 8, "etcdserver: too many requests");
+	}
+	jbuf_clear(&b);
+	pending_free(gw, p);
 }
 
 static void on_result(struct gw *gw, const struct msg_hdr *hdr,
@@ -171,18 +232,7 @@ static void on_result(struct gw *gw, const struct msg_hdr *hdr,
 	Ipc__Result *r = MSG_UNPACK(Ipc__Result, ipc__result, body, hdr->len);
 	if (!r)
 		worker_fatal(gw->w, "gatewayd: bad MSG_RESULT from storaged");
-
-	ProtobufCMessage *resp = NULL;
-	switch (r->response_case) {
-	case IPC__RESULT__RESPONSE_RANGE: resp = &r->range->base; break;
-	case IPC__RESULT__RESPONSE_PUT: resp = &r->put->base; break;
-	case IPC__RESULT__RESPONSE_DELETE_RANGE: resp = &r->delete_range->base; break;
-	case IPC__RESULT__RESPONSE_TXN: resp = &r->txn->base; break;
-	case IPC__RESULT__RESPONSE_COMPACTION: resp = &r->compaction->base; break;
-	case IPC__RESULT__RESPONSE_MEMBER_LIST: resp = &r->member_list->base; break;
-	case IPC__RESULT__RESPONSE_STATUS: resp = &r->status->base; break;
-	default: break;
-	}
+	ProtobufCMessage *resp = response_of(r);
 
 	if (p->kind == PK_HEALTH) {
 		struct evhttp_request *req = take_req(p);
@@ -191,46 +241,10 @@ static void on_result(struct gw *gw, const struct msg_hdr *hdr,
 		pending_free(gw, p);
 	} else if (r->error || !resp) {
 		pending_fail(gw, p, r->error ? r->error->code : 13,
-			     r->error ? r->error->message : "etcdserver: no response");
+			     r->error ? r->error->message
+				      : "etcdserver: no response");
 	} else {
-		Etcdserverpb__ResponseHeader spare = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-		char version[] = ETCD_VERSION;
-		Etcdserverpb__ResponseHeader **hp = NULL;
-		fill_header(gw, resp, &spare);
-		if (p->kind == PK_STATUS) {
-			Etcdserverpb__StatusResponse *st = r->status;
-			/* Ours to say: storaged knows the store, not Raft. */
-			if (!st->version || !*st->version)
-				st->version = version;
-			st->leader = gw->leader;
-			st->raftindex = gw->commit;
-			st->raftterm = gw->term;
-		}
-		struct jbuf b = JBUF_INIT;
-		pbjson_encode(&b, resp);
-		/* Undo what points into our stack before protobuf-c frees. */
-		const ProtobufCFieldDescriptor *f =
-			protobuf_c_message_descriptor_get_field_by_name(
-				resp->descriptor, "header");
-		if (f)
-			hp = (Etcdserverpb__ResponseHeader **)((char *)resp + f->offset);
-		if (hp && *hp == &spare)
-			*hp = NULL;
-		if (p->kind == PK_STATUS && r->status->version == version)
-			r->status->version = NULL;
-		struct evhttp_request *req = take_req(p);
-		if (b.oom) {
-			jbuf_clear(&b);
-			if (req)
-				http_reply_error(req, 8, "etcdserver: too many requests");
-		} else if (req) {
-			size_t len;
-			char *out = jbuf_steal(&b, &len);
-			http_reply_json(req, out, len, 1);
-		} else {
-			jbuf_clear(&b);
-		}
-		pending_free(gw, p);
+		answer(gw, p, r, resp);
 	}
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 }
@@ -334,6 +348,9 @@ static void on_peer_down(struct worker *w, enum proc_role role)
 static void on_listener(struct worker *w, const Ipc__Listener *l, int fd)
 {
 	struct gw *gw = w->arg;
+	/* Listeners come before MSG_START: set up on the first one. */
+	if (gw_init(gw, w) < 0)
+		worker_fatal(w, "gatewayd: out of memory");
 	if (strncmp(l->url, "https:", 6) == 0) {
 		log_err("embed", "TLS listener %s is not supported yet", l->url);
 		close(fd);
@@ -356,6 +373,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 int gw_init(struct gw *gw, struct worker *w)
 {
 	const Ipc__WorkerConfig *cfg = w->cfg;
+	if (gw->w)
+		return 0; /* already, by an early listener */
+	if (!cfg)
+		return -EINVAL;
 	memset(gw, 0, sizeof(*gw));
 	gw->w = w;
 	gw->base = w->base;
@@ -376,8 +397,10 @@ int gw_init(struct gw *gw, struct worker *w)
 	TAILQ_INIT(&gw->ri_wait);
 	gw->ri_ev = event_new(gw->base, -1, 0, on_ri_ev, gw);
 	gw->tick = event_new(gw->base, -1, EV_PERSIST, on_tick, gw);
-	if (!gw->ri_ev || !gw->tick)
+	if (!gw->ri_ev || !gw->tick) {
+		gw_done(gw);
 		return -ENOMEM;
+	}
 	struct timeval tv = { 0, TICK_MS * 1000 };
 	event_add(gw->tick, &tv);
 	return 0;
@@ -399,12 +422,13 @@ void gw_done(struct gw *gw)
 	gw->ri_ev = gw->tick = NULL;
 	u64map_clear(&gw->pend);
 	u64map_clear(&gw->conns);
+	gw->w = NULL;
 }
 
 static int on_start(struct worker *w)
 {
 	if (gw_init(w->arg, w) < 0) {
-		log_err("embed", "gatewayd: out of memory");
+		log_err("embed", "gatewayd: cannot start");
 		return -1;
 	}
 	return 0;

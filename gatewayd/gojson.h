@@ -43,7 +43,8 @@ size_t gojson_skip(const char *s, size_t len, size_t i);
 
 /*
  * The string literal s[0..len) (quotes included, valid) unescaped as Go does
- * into out, which must hold 3 * len bytes. Returns the length written.
+ * into out, which must hold len bytes plus 2 per byte >= 0x80 (an invalid
+ * UTF-8 byte becomes U+FFFD). Returns the length written.
  * *ret_plain (if not NULL) tells whether the literal had no escapes and was
  * pure ASCII, i.e. whether out equals the text between the quotes.
  */

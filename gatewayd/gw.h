@@ -23,6 +23,9 @@
 #define GW_MAX_CONNS 4096     /* client connections that sent a request */
 #define GW_IDLE_TIMEOUT_S 120 /* evhttp's read/write timeout per connection */
 #define GW_HEALTH_TIMEOUT_MS 1000
+/* Bytes queued towards raftd or storaged beyond which new requests are
+ * refused (429) rather than buffered: the peer is not keeping up. */
+#define GW_MAX_LINK_QUEUE (64u << 20)
 /* Raw bodies above this many times the gRPC limit cannot be valid. */
 #define GW_BODY_FACTOR 4
 

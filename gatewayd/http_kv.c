@@ -68,13 +68,20 @@ static void propose(struct gw *gw, struct pending *p)
 	gw_propose(gw, p, &irr.base);
 }
 
+static int backlogged(struct gw *gw)
+{
+	struct link *r = gw->w->peer[PROC_RAFTD], *s = gw->w->peer[PROC_STORAGED];
+	return (r && link_queued(r) > GW_MAX_LINK_QUEUE) ||
+	       (s && link_queued(s) > GW_MAX_LINK_QUEUE);
+}
+
 void kv_handle(struct gw *gw, struct evhttp_request *req, struct conn *c,
 	       enum pkind kind, const ProtobufCMessageDescriptor *d)
 {
 	char err[GOJSON_ERRMAX];
 	const char *msg;
 
-	if (gw->pend.n >= GW_MAX_PENDING) {
+	if (gw->pend.n >= GW_MAX_PENDING || backlogged(gw)) {
 		http_reply_error(req, 8, ERR_TOO_MANY_REQUESTS);
 		return;
 	}
@@ -93,7 +100,7 @@ void kv_handle(struct gw *gw, struct evhttp_request *req, struct conn *c,
 	}
 	int r = pbjson_decode_body(d, body, len, &p->arena, &p->msg, err);
 	if (r < 0) {
-		pending_fail(gw, p, r == -EINVAL ? 3 : 8, err);
+		pending_fail(gw, p, 3, err);
 		return;
 	}
 	size_t sz = protobuf_c_message_get_packed_size(p->msg);

@@ -33,6 +33,9 @@ int pbjson_decode_body(const ProtobufCMessageDescriptor *d, const char *body,
 /* Appends m (borrowed) as JSON, fields in field-number order, no newline. */
 void pbjson_encode(struct jbuf *b, const ProtobufCMessage *m);
 
+/* Bytes one element of a field of type t takes in a protobuf-c message. */
+size_t pbjson_elem_size(ProtobufCType t);
+
 /* The Go type name of an enum ("etcdserverpb.RangeRequest_SortOrder"). */
 void pbjson_go_enum_name(const ProtobufCEnumDescriptor *d, char *out,
 			 size_t n);

@@ -39,9 +39,11 @@ static int fail(struct dctx *c, const char *fmt, ...)
 	return -EINVAL;
 }
 
+/* Out of memory, or the request's arena limit reached: either way the
+ * request is too large for us to take. */
 static int nomem(struct dctx *c)
 {
-	snprintf(c->err, GOJSON_ERRMAX, "out of memory");
+	snprintf(c->err, GOJSON_ERRMAX, "etcdserver: request is too large");
 	return -ENOMEM;
 }
 
@@ -84,28 +86,6 @@ static int camel_eq(const char *key, size_t klen, const char *name)
 	return k == klen;
 }
 
-static size_t elem_size(ProtobufCType t)
-{
-	switch (t) {
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return 8;
-	case PROTOBUF_C_TYPE_STRING:
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(void *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	default:
-		return 4;
-	}
-}
-
 static int is_signed(ProtobufCType t)
 {
 	return t == PROTOBUF_C_TYPE_INT32 || t == PROTOBUF_C_TYPE_SINT32 ||
@@ -116,7 +96,7 @@ static int is_signed(ProtobufCType t)
 
 static int is_64(ProtobufCType t)
 {
-	return elem_size(t) == 8;
+	return pbjson_elem_size(t) == 8;
 }
 
 static const char *go_int_type(ProtobufCType t)
@@ -287,9 +267,13 @@ static int unquote(struct dctx *c, struct span v, struct span *ret)
 		ret->n = v.n - 2;
 		return 0;
 	}
-	if (v.n > SIZE_MAX / 3)
-		return nomem(c);
-	char *out = arena_alloc(c->a, 3 * v.n);
+	/* Escapes only shrink; an invalid UTF-8 byte grows into U+FFFD's
+	 * three bytes. */
+	size_t cap = v.n;
+	for (; k + 1 < v.n; k++)
+		if ((unsigned char)v.p[k] >= 0x80)
+			cap += 2;
+	char *out = arena_alloc(c->a, cap);
 	if (!out)
 		return nomem(c);
 	ret->n = gojson_unquote(v.p, v.n, out, NULL);
@@ -448,7 +432,7 @@ static int dec_repeated(struct dctx *c, const ProtobufCFieldDescriptor *f,
 	}
 	if (n == 0)
 		return 0;
-	size_t es = elem_size(f->type);
+	size_t es = pbjson_elem_size(f->type);
 	if (n > SIZE_MAX / es)
 		return nomem(c);
 	char *arr = arena_alloc(c->a, n * es);
@@ -498,7 +482,7 @@ static int dec_field(struct dctx *c, const ProtobufCFieldDescriptor *f,
 		uint32_t old = *oneof_case;
 		*oneof_case = f->id;
 		if (old != f->id) {
-			memset(dst, 0, elem_size(f->type));
+			memset(dst, 0, pbjson_elem_size(f->type));
 			if (f->type == PROTOBUF_C_TYPE_STRING)
 				*(char **)dst = (char *)protobuf_c_empty_string;
 		}

@@ -61,6 +61,28 @@ static int is_zero(const ProtobufCFieldDescriptor *f, const void *p)
 	}
 }
 
+size_t pbjson_elem_size(ProtobufCType t)
+{
+	switch (t) {
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return 8;
+	case PROTOBUF_C_TYPE_STRING:
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(void *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	default:
+		return 4;
+	}
+}
+
 static void put_value(struct jbuf *b, const ProtobufCFieldDescriptor *f,
 		      const void *p)
 {
@@ -138,28 +160,6 @@ static void put_value(struct jbuf *b, const ProtobufCFieldDescriptor *f,
 	}
 }
 
-static size_t elem_size(ProtobufCType t)
-{
-	switch (t) {
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return 8;
-	case PROTOBUF_C_TYPE_STRING:
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(void *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	default:
-		return 4;
-	}
-}
-
 static void put_name(struct jbuf *b, const char *name, int *first)
 {
 	if (!*first)
@@ -186,7 +186,7 @@ void pbjson_encode(struct jbuf *b, const ProtobufCMessage *m)
 			if (n == 0)
 				continue;
 			const char *arr = *(char *const *)p;
-			size_t es = elem_size(f->type);
+			size_t es = pbjson_elem_size(f->type);
 			put_name(b, f->name, &first);
 			jbuf_putc(b, '[');
 			for (size_t i = 0; i < n; i++) {
