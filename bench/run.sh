@@ -168,7 +168,8 @@ for r in "${rows[@]}"; do
 		"$oerr" "$osock" "$eerr" "$esock"
 	echo
 done
-printf 'RSS after %d keys:  ours %.1f MiB (%d processes), etcd %.1f MiB (%d process%s), ours/etcd %s\n' \
+printf 'RSS after %d keys:  ours %.1f MiB in %d process%s, etcd %.1f MiB in %d process%s, ours/etcd %s\n' \
 	$((FILL + NKEYS)) "$(awk -v k="$OURS_RSS" 'BEGIN{print k/1024}')" "$OURS_N" \
-	"$(awk -v k="$REF_RSS" 'BEGIN{print k/1024}')" "$REF_N" "$([ "$REF_N" = 1 ] && echo "" || echo es)" \
+	"$([ "$OURS_N" = 1 ] || echo es)" \
+	"$(awk -v k="$REF_RSS" 'BEGIN{print k/1024}')" "$REF_N" "$([ "$REF_N" = 1 ] || echo es)" \
 	"$(awk -v a="$OURS_RSS" -v b="$REF_RSS" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
