@@ -169,7 +169,7 @@ void health_handle(struct gw *gw, struct evhttp_request *req, struct conn *c)
 	/* A read-index round, then a query at that index: the member has a
 	 * leader that confirms it and a store that keeps up. */
 	Etcdserverpb__RangeRequest *rr =
-		arena_alloc(&p->arena, sizeof(*rr));
+		arena_zalloc(&p->arena, sizeof(*rr));
 	if (!rr) {
 		pending_fail(gw, p, 14, "");
 		return;

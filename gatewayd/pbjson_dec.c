@@ -273,7 +273,7 @@ static int unquote(struct dctx *c, struct span v, struct span *ret)
 	for (; k + 1 < v.n; k++)
 		if ((unsigned char)v.p[k] >= 0x80)
 			cap += 2;
-	char *out = arena_alloc(c->a, cap);
+	char *out = arena_zalloc(c->a, cap);
 	if (!out)
 		return nomem(c);
 	ret->n = gojson_unquote(v.p, v.n, out, NULL);
@@ -292,7 +292,7 @@ static int dec_string(struct dctx *c, struct span v, char **dst)
 	int r = unquote(c, v, &u);
 	if (r < 0)
 		return r;
-	char *s = arena_alloc(c->a, u.n + 1);
+	char *s = arena_zalloc(c->a, u.n + 1);
 	if (!s)
 		return nomem(c);
 	memcpy(s, u.p, u.n);
@@ -312,7 +312,7 @@ static int dec_bytes(struct dctx *c, struct span v, ProtobufCBinaryData *dst)
 			return r;
 		if (u.n == 0)
 			return 0;
-		uint8_t *out = arena_alloc(c->a, BASE64_DECLEN(u.n));
+		uint8_t *out = arena_zalloc(c->a, BASE64_DECLEN(u.n));
 		if (!out)
 			return nomem(c);
 		size_t n, bad;
@@ -333,7 +333,7 @@ static int dec_bytes(struct dctx *c, struct span v, ProtobufCBinaryData *dst)
 		if (v.p[i] == ',')
 			i = gojson_skip_ws(v.p, v.n, i + 1);
 	}
-	uint8_t *out = arena_alloc(c->a, n ? n : 1);
+	uint8_t *out = arena_zalloc(c->a, n ? n : 1);
 	if (!out)
 		return nomem(c);
 	i = gojson_skip_ws(v.p, v.n, 1);
@@ -365,7 +365,7 @@ static int dec_message(struct dctx *c, const ProtobufCMessageDescriptor *d,
 static int new_message(struct dctx *c, const ProtobufCMessageDescriptor *d,
 		       ProtobufCMessage **ret)
 {
-	ProtobufCMessage *m = arena_alloc(c->a, d->sizeof_message);
+	ProtobufCMessage *m = arena_zalloc(c->a, d->sizeof_message);
 	if (!m)
 		return nomem(c);
 	d->message_init(m);
@@ -435,7 +435,7 @@ static int dec_repeated(struct dctx *c, const ProtobufCFieldDescriptor *f,
 	size_t es = pbjson_elem_size(f->type);
 	if (n > SIZE_MAX / es)
 		return nomem(c);
-	char *arr = arena_alloc(c->a, n * es);
+	char *arr = arena_zalloc(c->a, n * es);
 	if (!arr)
 		return nomem(c);
 	i = gojson_skip_ws(v.p, v.n, 1);

@@ -33,7 +33,7 @@ struct pending *pending_new(struct gw *gw, struct evhttp_request *req,
 		c->pending = p;
 	/* The request body may hold a 2 MiB value: its decoded form must fit
 	 * several times that, never more. */
-	p->arena.limit = 4 * (gw->grpc_max + 4096);
+	arena_init(&p->arena, 4 * (gw->grpc_max + 4096));
 	if (kind == PK_HEALTH) {
 		p->deadline_ms = gw_now_ms() + GW_HEALTH_TIMEOUT_MS;
 		TAILQ_INSERT_TAIL(&gw->dq_health, p, dq);
@@ -56,7 +56,7 @@ void pending_free(struct gw *gw, struct pending *p)
 		TAILQ_REMOVE(&gw->ri_round, p, rq);
 	if (p->conn)
 		p->conn->pending = NULL;
-	arena_clear(&p->arena);
+	arena_done(&p->arena);
 	free(p);
 }
 

@@ -136,7 +136,7 @@ static int kset_add(struct kset *s, struct arena *a, const ProtobufCBinaryData *
 		return 0;
 	if ((s->n + 1) * 2 > s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 16;
-		const ProtobufCBinaryData **slot = arena_alloc(a, cap * sizeof(*slot));
+		const ProtobufCBinaryData **slot = arena_zalloc(a, cap * sizeof(*slot));
 		if (!slot)
 			return -ENOMEM;
 		for (size_t i = 0; i < s->n; i++) {
@@ -151,7 +151,7 @@ static int kset_add(struct kset *s, struct arena *a, const ProtobufCBinaryData *
 	}
 	if (s->n == s->all_cap) {
 		size_t cap = s->all_cap ? s->all_cap * 2 : 16;
-		const ProtobufCBinaryData **all = arena_alloc(a, cap * sizeof(*all));
+		const ProtobufCBinaryData **all = arena_zalloc(a, cap * sizeof(*all));
 		if (!all)
 			return -ENOMEM;
 		if (s->n)
@@ -208,7 +208,7 @@ static int dels_add(struct dels *d, struct arena *a,
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 8;
 		const Etcdserverpb__DeleteRangeRequest **v =
-			arena_alloc(a, cap * sizeof(*v));
+			arena_zalloc(a, cap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		if (d->n)
@@ -297,13 +297,14 @@ int validate_txn(const Etcdserverpb__TxnRequest *r, uint32_t max_txn_ops,
 	if (e < 0)
 		return e;
 
-	struct arena a = ARENA_INIT(0);
+	struct arena a;
+	arena_init(&a, 0);
 	struct kset puts;
 	struct dels dels;
 	e = check_intervals(&a, r->success, r->n_success, &puts, &dels);
 	if (e == 0)
 		e = check_intervals(&a, r->failure, r->n_failure, &puts, &dels);
-	arena_clear(&a);
+	arena_done(&a);
 	if (e == -EEXIST) {
 		*ret_msg = ERR_DUPLICATE_KEY;
 		return -EINVAL;

@@ -140,7 +140,7 @@ static int configure(struct mvcc *m, const struct mvcc_options *opt)
 static int restore_index(struct mvcc *m, int64_t *ret_maxrev)
 {
 	struct arena a;
-	arena_init(&a);
+	arena_init(&a, 0);
 	int ret = 0;
 	int64_t maxrev = 0;
 	/* One pass over everything: read ahead, and keep the cache for reads. */
@@ -259,7 +259,7 @@ int mvcc_open(const char *path, const struct mvcc_options *opt,
 	struct mvcc *m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	arena_init(&m->pend_arena);
+	arena_init(&m->pend_arena, 0);
 	int ret = -ENOMEM;
 	m->path = strdup(path);
 	m->ki = ki_new();

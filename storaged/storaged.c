@@ -292,8 +292,8 @@ static const struct worker_ops ops = {
 int storaged_main(int argc, char **argv)
 {
 	struct storaged *st = &storaged;
-	arena_init(&st->batch);
-	arena_init(&st->qa);
+	arena_init(&st->batch, 0);
+	arena_init(&st->qa, 0);
 	int code = worker_run(PROC_STORAGED, &ops, st, argc, argv);
 	query_queue_clear(&st->queue);
 	mvcc_close(st->m);

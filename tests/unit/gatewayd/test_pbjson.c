@@ -29,7 +29,8 @@ static int failures;
 static void roundtrip(const ProtobufCMessageDescriptor *d, const char *in,
 		      const char *want)
 {
-	struct arena a = ARENA_INIT(0);
+	struct arena a;
+	arena_init(&a, 0);
 	ProtobufCMessage *m = NULL;
 	char err[GOJSON_ERRMAX];
 	char got[4096];
@@ -54,7 +55,7 @@ static void roundtrip(const ProtobufCMessageDescriptor *d, const char *in,
 	}
 	CHECK(strcmp(got, want) == 0, "%s %s\n  got  %s\n  want %s", d->name,
 	      in, got, want);
-	arena_clear(&a);
+	arena_done(&a);
 }
 
 #define RANGE &etcdserverpb__range_request__descriptor

@@ -24,7 +24,8 @@ static int failures;
  * etcd 3.4.23. */
 static void txn(const char *json, uint32_t max_ops, const char *want)
 {
-	struct arena a = ARENA_INIT(0);
+	struct arena a;
+	arena_init(&a, 0);
 	ProtobufCMessage *m;
 	char err[GOJSON_ERRMAX];
 	const char *msg = NULL;
@@ -39,7 +40,7 @@ static void txn(const char *json, uint32_t max_ops, const char *want)
 		else
 			CHECK(r == 0, "%s: got %s, want ok", json, msg);
 	}
-	arena_clear(&a);
+	arena_done(&a);
 }
 
 #define PUT(k) "{\"request_put\":{\"key\":\"" k "\"}}"

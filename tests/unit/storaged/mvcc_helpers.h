@@ -54,7 +54,7 @@ static __attribute__((unused)) void store_new(void)
 		atexit(remove_dbdir);
 	snprintf(dbdir, sizeof(dbdir), "/tmp/test-storaged-XXXXXX");
 	CHECK(mkdtemp(dbdir));
-	arena_init(&a);
+	arena_init(&a, 0);
 	store_open();
 }
 

@@ -1,12 +1,13 @@
-/* The bump allocator behind one batch's or one query's responses. */
+/* Bump allocation in growing chunks, released all at once. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "arena.h"
 
-#define ARENA_CHUNK (64u << 10)
-#define ARENA_ALIGN 16u
+#define ALIGN 16u
+#define CHUNK_MIN (4u << 10)
+#define CHUNK_MAX (64u << 10)
 
 struct arena_chunk {
 	struct arena_chunk *next;
@@ -26,9 +27,10 @@ static void pb_free(void *ctx, void *p)
 	(void)p;
 }
 
-void arena_init(struct arena *a)
+void arena_init(struct arena *a, size_t limit)
 {
 	memset(a, 0, sizeof(*a));
+	a->limit = limit;
 	a->pb.alloc = pb_alloc;
 	a->pb.free = pb_free;
 	a->pb.allocator_data = a;
@@ -38,7 +40,7 @@ static struct arena_chunk *chunk_new(size_t size)
 {
 	struct arena_chunk *c = malloc(sizeof(*c) + size);
 	if (!c) {
-		fputs("storaged: out of memory\n", stderr);
+		fputs("etcd: out of memory\n", stderr);
 		abort();
 	}
 	c->next = NULL;
@@ -48,19 +50,31 @@ static struct arena_chunk *chunk_new(size_t size)
 
 void *arena_alloc(struct arena *a, size_t n)
 {
-	n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+	n = (n + ALIGN - 1) & ~(size_t)(ALIGN - 1);
 	if (n == 0)
-		n = ARENA_ALIGN;
+		n = ALIGN;
+	if (a->limit && (n > a->limit || a->total > a->limit - n))
+		return NULL;
 	if (!a->head || a->head->size - a->used < n) {
-		/* Large requests get a chunk of their own behind the head. */
-		if (n > ARENA_CHUNK / 4 && a->head) {
+		if (n > CHUNK_MAX / 4) {
+			/* A big object gets a chunk of its own, behind the
+			 * head, so the head's free room is not wasted. */
 			struct arena_chunk *c = chunk_new(n);
-			c->next = a->head->next;
-			a->head->next = c;
+			if (a->head) {
+				c->next = a->head->next;
+				a->head->next = c;
+			} else {
+				a->head = c;
+				a->used = n;
+			}
 			a->total += n;
 			return c->data;
 		}
-		struct arena_chunk *c = chunk_new(n > ARENA_CHUNK ? n : ARENA_CHUNK);
+		/* Chunks double, so small arenas stay small. */
+		size_t size = a->head ? a->head->size * 2 : CHUNK_MIN;
+		if (size > CHUNK_MAX)
+			size = CHUNK_MAX;
+		struct arena_chunk *c = chunk_new(size);
 		c->next = a->head;
 		a->head = c;
 		a->used = 0;
@@ -74,14 +88,15 @@ void *arena_alloc(struct arena *a, size_t n)
 void *arena_zalloc(struct arena *a, size_t n)
 {
 	void *p = arena_alloc(a, n);
-	memset(p, 0, n);
+	if (p)
+		memset(p, 0, n);
 	return p;
 }
 
 void *arena_memdup(struct arena *a, const void *p, size_t n)
 {
 	void *q = arena_alloc(a, n);
-	if (n)
+	if (q && n)
 		memcpy(q, p, n);
 	return q;
 }
@@ -90,13 +105,13 @@ void arena_clear(struct arena *a)
 {
 	if (!a->head)
 		return;
-	/* Keep one standard chunk: the next batch likely needs it. */
-	struct arena_chunk *keep = NULL, *c = a->head;
+	/* Keep the head if it is a standard chunk: the next round likely
+	 * needs about as much. */
+	struct arena_chunk *keep = a->head->size <= CHUNK_MAX ? a->head : NULL;
+	struct arena_chunk *c = a->head;
 	while (c) {
 		struct arena_chunk *next = c->next;
-		if (!keep && c->size == ARENA_CHUNK)
-			keep = c;
-		else
+		if (c != keep)
 			free(c);
 		c = next;
 	}
@@ -109,6 +124,8 @@ void arena_clear(struct arena *a)
 
 void arena_done(struct arena *a)
 {
+	if (!a)
+		return;
 	arena_clear(a);
 	free(a->head);
 	a->head = NULL;
