@@ -64,6 +64,10 @@ static void send_query(struct gw *gw, struct pending *p, uint64_t min_applied)
 		q.query_case = IPC__QUERY__QUERY_STATUS;
 		q.status = (Etcdserverpb__StatusRequest *)p->msg;
 		break;
+	case PK_TXN:
+		q.query_case = IPC__QUERY__QUERY_TXN;
+		q.txn = (Etcdserverpb__TxnRequest *)p->msg;
+		break;
 	default:
 		q.query_case = IPC__QUERY__QUERY_RANGE;
 		q.range = (Etcdserverpb__RangeRequest *)p->msg;

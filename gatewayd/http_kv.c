@@ -129,13 +129,18 @@ void kv_handle(struct gw *gw, struct evhttp_request *req, struct conn *c,
 					 &msg)) == 0)
 			propose(gw, p);
 		break;
-	case PK_TXN:
-		/* A read-only txn still goes through Raft: ipc.Query has no
-		 * txn to serve it as a read. */
-		if ((r = validate_txn((Etcdserverpb__TxnRequest *)p->msg,
-				      gw->max_txn_ops, &msg)) == 0)
+	case PK_TXN: {
+		/* As etcd: a txn without writes is a read (linearizable
+		 * unless every range in it is serializable). */
+		Etcdserverpb__TxnRequest *t = (Etcdserverpb__TxnRequest *)p->msg;
+		if ((r = validate_txn(t, gw->max_txn_ops, &msg)) != 0)
+			break;
+		if (txn_is_read_only(t))
+			gw_read(gw, p, !txn_is_serializable(t));
+		else
 			propose(gw, p);
 		break;
+	}
 	case PK_COMPACT:
 		propose(gw, p);
 		break;

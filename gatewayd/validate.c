@@ -332,3 +332,17 @@ int txn_is_read_only(const Etcdserverpb__TxnRequest *r)
 	}
 	return 1;
 }
+
+int txn_is_serializable(const Etcdserverpb__TxnRequest *r)
+{
+	for (int b = 0; b < 2; b++) {
+		Etcdserverpb__RequestOp **ops = b ? r->failure : r->success;
+		size_t n = b ? r->n_failure : r->n_success;
+		for (size_t i = 0; i < n; i++)
+			if (ops[i]->request_case !=
+				    ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE ||
+			    !ops[i]->request_range->serializable)
+				return 0;
+	}
+	return 1;
+}

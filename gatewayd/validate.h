@@ -28,5 +28,8 @@ int validate_txn(const Etcdserverpb__TxnRequest *r, uint32_t max_txn_ops,
 
 /* True if the txn, nested ones included, holds no put or delete. */
 int txn_is_read_only(const Etcdserverpb__TxnRequest *r);
+/* etcd's isTxnSerializable: every op of both branches is a serializable
+ * range (so a nested txn makes it linearizable). */
+int txn_is_serializable(const Etcdserverpb__TxnRequest *r);
 
 #endif

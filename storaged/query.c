@@ -66,6 +66,12 @@ int query_answer(const struct query_ctx *c, const Ipc__Query *q,
 		res->response_case = IPC__RESULT__RESPONSE_RANGE;
 		err = mvcc_range(c->m, q->range, a, &res->range);
 		break;
+	case IPC__QUERY__QUERY_TXN:
+		/* gatewayd sends only write-free txns here; mvcc_txn refuses
+		 * a write outside a batch anyway. */
+		res->response_case = IPC__RESULT__RESPONSE_TXN;
+		err = mvcc_txn(c->m, q->txn, a, &res->txn);
+		break;
 	case IPC__QUERY__QUERY_MEMBER_LIST:
 		err = answer_members(c, a, res);
 		break;
