@@ -24,8 +24,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-OURS=${ETCD_BIN:-$ROOT/build/etcd}
+OURS=${ETCD_BIN:-build/etcd}
 REF=${REF_BIN:-/usr/bin/etcd}
+# relative paths are relative to the repo root, as in the test suite
+[[ $OURS == /* ]] || OURS=$ROOT/$OURS
+[[ $REF == /* ]] || REF=$ROOT/$REF
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 NKEYS=${NKEYS:-10000}
@@ -87,6 +90,7 @@ start() { # name binary host -> pid in PIDS
 		--initial-cluster "$name=http://$host:2380" >"$WORK/$name/log" 2>&1) &
 	PIDS+=($!)
 	for i in $(seq 300); do # up to 30 s
+		kill -0 "${PIDS[-1]}" 2>/dev/null || break
 		if curl -sf -m 1 "http://$host:2379/health" 2>/dev/null | grep -q true; then
 			return 0
 		fi

@@ -5,6 +5,7 @@ reference etcd 3.4 (/usr/bin/etcd, or ETCD_IMPL=reference) the tests marked
 `ours_only` are skipped: they describe where we deliberately differ from etcd 3.4 or
 need our process layout.
 """
+import os
 import re
 
 import pytest
@@ -38,6 +39,27 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "ours_only" in item.keywords:
             item.add_marker(skip)
+
+
+_outcomes = {}
+
+
+def pytest_runtest_logreport(report):
+    """With ETCD_TEST_RESULTS set, append "<outcome> <test id>" per finished test, as it
+    finishes: tests/run.sh counts these, so a run cut short by its time limit still counts."""
+    path = os.environ.get("ETCD_TEST_RESULTS")
+    if not path:
+        return
+    o = _outcomes.get(report.nodeid, "passed")
+    if report.failed:
+        o = "failed"
+    elif report.skipped and o != "failed":
+        o = "skipped"
+    _outcomes[report.nodeid] = o
+    if report.when == "teardown":
+        with open(path, "a") as f:
+            f.write("%s %s\n" % (o, report.nodeid))
+        del _outcomes[report.nodeid]
 
 
 def pytest_runtest_setup(item):
@@ -132,7 +154,15 @@ def shared_member(tmp_path_factory, request):
 
 @pytest.fixture
 def client(shared_member):
-    return shared_member.client
+    # Fail fast rather than let every test of the module wait for its HTTP timeouts.
+    m = shared_member
+    if not m.running():
+        pytest.fail("the module's member exited (%s)" % m.proc.returncode, pytrace=False)
+    try:
+        etcdlib.wait_until(m.client.healthy, 10, 0.1, "the module's member to be healthy")
+    except TimeoutError as e:
+        pytest.fail(str(e), pytrace=False)
+    return m.client
 
 
 @pytest.fixture

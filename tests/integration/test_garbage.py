@@ -1,6 +1,5 @@
 """Garbage on the client port: every bad input gets an error or a closed connection, and
 the member keeps serving afterwards."""
-import os
 import random
 import socket
 import time
@@ -194,7 +193,13 @@ def test_random_json_fuzz(client, pfx):
 
 
 def test_random_bytes_as_body(client, pfx):
-    for n in (1, 100, 10000):
-        r = client.post("/v3/kv/txn", os.urandom(n))
-        assert r.status == 400, r
+    rnd = random.Random(11)
+    for n in (1, 2, 100, 10000):
+        for _ in range(5):
+            body = bytes(rnd.randrange(256) for _ in range(n))
+            if body[:1] in b" \t\r\n":  # leading whitespace could make it "{}"
+                body = b"\x01" + body[1:]
+            r = client.post("/v3/kv/txn", body)
+            assert r.status == 400, (body[:20], r)
+            assert r.json["code"] == 3, r
     still_serves(client, pfx)
