@@ -74,6 +74,8 @@ void *arena_alloc(struct arena *a, size_t n)
 		size_t size = a->head ? a->head->size * 2 : CHUNK_MIN;
 		if (size > CHUNK_MAX)
 			size = CHUNK_MAX;
+		if (size < n)
+			size = n;
 		struct arena_chunk *c = chunk_new(size);
 		c->next = a->head;
 		a->head = c;
