@@ -367,9 +367,14 @@ int mvcc_disk_usage(struct mvcc *m, int64_t *ret_size, int64_t *ret_inuse)
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		struct stat st;
+		/* Logical sizes: RocksDB preallocates its WAL (blocks would
+		 * show megabytes for an empty store). Its info LOG is not
+		 * data. */
+		if (strncmp(de->d_name, "LOG", 3) == 0)
+			continue;
 		if (fstatat(dirfd(d), de->d_name, &st, 0) == 0 &&
 		    S_ISREG(st.st_mode))
-			size += (int64_t)st.st_blocks * 512;
+			size += (int64_t)st.st_size;
 	}
 	closedir(d);
 
