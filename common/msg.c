@@ -10,6 +10,8 @@ const char *msg_type_name(uint16_t type)
 	case MSG_START: return "MSG_START";
 	case MSG_READY: return "MSG_READY";
 	case MSG_FATAL: return "MSG_FATAL";
+	case MSG_METRICS: return "MSG_METRICS";
+	case MSG_METRICS_RESP: return "MSG_METRICS_RESP";
 	case MSG_PROPOSE: return "MSG_PROPOSE";
 	case MSG_PROPOSE_ERR: return "MSG_PROPOSE_ERR";
 	case MSG_READINDEX: return "MSG_READINDEX";
@@ -20,6 +22,10 @@ const char *msg_type_name(uint16_t type)
 	case MSG_APPLIED: return "MSG_APPLIED";
 	case MSG_QUERY: return "MSG_QUERY";
 	case MSG_RESULT: return "MSG_RESULT";
+	case MSG_WATCH_CREATE: return "MSG_WATCH_CREATE";
+	case MSG_WATCH_CANCEL: return "MSG_WATCH_CANCEL";
+	case MSG_WATCH_PROGRESS: return "MSG_WATCH_PROGRESS";
+	case MSG_WATCH_EVENTS: return "MSG_WATCH_EVENTS";
 	}
 	return "MSG_?";
 }

@@ -33,6 +33,8 @@ enum msg_type {
 	MSG_START = 4,    /* sup -> w: configuration complete, start serving */
 	MSG_READY = 5,    /* w -> sup: started (empty body) */
 	MSG_FATAL = 6,    /* w -> sup: ipc.Error: cannot go on; sup prints and exits 1 */
+	MSG_METRICS = 7,      /* gw -> sup, raft, stor: empty; id = round id */
+	MSG_METRICS_RESP = 8, /* -> gw: ipc.Metrics (the supervisor adds discoveryd's) */
 
 	/* gatewayd <-> raftd */
 	MSG_PROPOSE = 16,        /* gw -> raft: raw InternalRaftRequest bytes; id = request ID */
@@ -42,13 +44,18 @@ enum msg_type {
 	MSG_RAFT_STATE = 20,     /* raft -> gw, stor: ipc.RaftState, on every change */
 	MSG_RAFT_MSG = 21,       /* gw <-> raft: raftpb.Message to or from a peer */
 
-	/* raftd <-> storaged */
+	/* raftd <-> storaged (storaged also sends MSG_PROPOSE: lease revokes on
+	 * expiry; raftd answers failures with MSG_PROPOSE_ERR) */
 	MSG_APPLY = 32,   /* raft -> stor: ipc.ApplyBatch of committed entries */
 	MSG_APPLIED = 33, /* stor -> raft: ipc.Applied */
 
 	/* gatewayd <-> storaged */
 	MSG_QUERY = 48,  /* gw -> stor: ipc.Query; id = query id */
 	MSG_RESULT = 49, /* stor -> gw: ipc.Result; id = request ID or query id */
+	MSG_WATCH_CREATE = 50,   /* gw -> stor: ipc.WatchCreate */
+	MSG_WATCH_CANCEL = 51,   /* gw -> stor: ipc.WatchCancel */
+	MSG_WATCH_PROGRESS = 52, /* gw -> stor: ipc.WatchProgress */
+	MSG_WATCH_EVENTS = 53,   /* stor -> gw: ipc.WatchEvents */
 };
 
 /* A printable name for logs ("MSG_APPLY"), or "MSG_?". */
