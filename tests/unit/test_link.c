@@ -9,15 +9,7 @@
 
 #include "ipc.pb-c.h"
 #include "link.h"
-
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #c);                                 \
-			exit(1);                                               \
-		}                                                              \
-	} while (0)
+#include "check.h"
 
 struct rx {
 	int frames;

@@ -5,15 +5,7 @@
 #include <string.h>
 
 #include "metrics.h"
-
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #c);                                 \
-			exit(1);                                               \
-		}                                                              \
-	} while (0)
+#include "check.h"
 
 int main(void)
 {
