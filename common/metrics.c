@@ -197,25 +197,40 @@ void metrics_add_process(struct metrics_out *o, const char *name, pid_t pid)
 	}
 }
 
-/* Go's strconv.FormatFloat(v, 'g', -1, 64), as Prometheus' client prints. */
+/*
+ * Go's strconv.FormatFloat(v, 'g', -1, 64), which Prometheus' Go client uses,
+ * so our numbers read as etcd's: the shortest digits that read back as v, in
+ * exponent form when the exponent is below -4 or at least 6 ("2.480128e+07").
+ */
 static void put_value(FILE *f, double v)
 {
-	if (isinf(v))
+	if (isinf(v)) {
 		fputs(v > 0 ? "+Inf" : "-Inf", f);
-	else if (isnan(v))
-		fputs("NaN", f);
-	else if (v == floor(v) && fabs(v) < 1e15)
-		fprintf(f, "%.0f", v);
-	else {
-		char buf[40];
-		/* The shortest form that reads back as the same double. */
-		for (int prec = 1; prec <= 17; prec++) {
-			snprintf(buf, sizeof(buf), "%.*g", prec, v);
-			if (strtod(buf, NULL) == v)
-				break;
-		}
-		fputs(buf, f);
+		return;
 	}
+	if (isnan(v)) {
+		fputs("NaN", f);
+		return;
+	}
+	if (v == 0) {
+		fputs("0", f);
+		return;
+	}
+	char e[40];
+	int digits = 1;
+	for (; digits <= 17; digits++) {
+		snprintf(e, sizeof(e), "%.*e", digits - 1, v);
+		if (strtod(e, NULL) == v)
+			break;
+	}
+	const char *ep = strchr(e, 'e');
+	int exp = ep ? atoi(ep + 1) : 0;
+	if (exp < -4 || exp >= 6) {
+		fputs(e, f);
+		return;
+	}
+	int decimals = digits - 1 - exp;
+	fprintf(f, "%.*f", decimals > 0 ? decimals : 0, v);
 }
 
 static void put_escaped(FILE *f, const char *s, int quote)

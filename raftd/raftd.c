@@ -44,31 +44,32 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	want_flush(d);
 }
 
-static void take_proposal(struct raftd *d, const struct msg_hdr *hdr,
-			  const uint8_t *body)
+/* A proposal from gatewayd (a client's) or storaged (a lease revoke); a
+ * failure is answered on the link it came from. */
+static void take_proposal(struct raftd *d, enum proc_role from,
+			  const struct msg_hdr *hdr, const uint8_t *body)
 {
-	Ipc__Error e = IPC__ERROR__INIT;
 	if (raft_lead(d->r) == 0) {
-		e.code = 14;
-		e.message = "etcdserver: no leader";
-	} else if (hdr->len > d->max_proposal) {
-		e.code = 3;
-		e.message = "etcdserver: request is too large";
+		raftd_propose_err(d, from, hdr->id, 14, "etcdserver: no leader");
+		return;
 	}
-	if (e.code) {
-		worker_send_pb(d->w, PROC_GATEWAYD, MSG_PROPOSE_ERR, hdr->id,
-			       &e.base);
+	if (hdr->len > d->max_proposal) {
+		raftd_propose_err(d, from, hdr->id, 3,
+				  "etcdserver: request is too large");
 		return;
 	}
 	if (d->n_props == d->cap_props) {
 		size_t c = d->cap_props ? d->cap_props * 2 : 256;
 		struct raft_ent **p = realloc(d->props, c * sizeof(*p));
-		uint64_t *q = p ? realloc(d->prop_ids, c * sizeof(*q)) : NULL;
 		if (p)
 			d->props = p;
-		if (!p || !q)
+		uint64_t *q = p ? realloc(d->prop_ids, c * sizeof(*q)) : NULL;
+		if (q)
+			d->prop_ids = q;
+		uint8_t *f = q ? realloc(d->prop_from, c) : NULL;
+		if (!f)
 			worker_fatal(d->w, "raftd: out of memory");
-		d->prop_ids = q;
+		d->prop_from = f;
 		d->cap_props = c;
 	}
 	/* The one copy of the client's bytes: the WAL, peers and storaged
@@ -78,6 +79,7 @@ static void take_proposal(struct raftd *d, const struct msg_hdr *hdr,
 	if (!x)
 		worker_fatal(d->w, "raftd: out of memory");
 	d->props[d->n_props] = x;
+	d->prop_from[d->n_props] = (uint8_t)from;
 	d->prop_ids[d->n_props++] = hdr->id;
 	want_flush(d);
 }
@@ -85,10 +87,12 @@ static void take_proposal(struct raftd *d, const struct msg_hdr *hdr,
 static void take_read(struct raftd *d, uint64_t id)
 {
 	if (raft_lead(d->r) == 0) {
+		d->reads_failed++;
 		raftd_read_reply(d, id, 0, 14, "etcdserver: no leader");
 		return;
 	}
 	if (d->reads_waiting >= RAFTD_MAX_READS) {
+		d->reads_failed++;
 		raftd_read_reply(d, id, 0, 8, "etcdserver: too many requests");
 		return;
 	}
@@ -110,7 +114,10 @@ static void raftd_dispatch_gatewayd(struct raftd *d, const struct msg_hdr *hdr,
 {
 	switch (hdr->type) {
 	case MSG_PROPOSE:
-		take_proposal(d, hdr, body);
+		take_proposal(d, PROC_GATEWAYD, hdr, body);
+		break;
+	case MSG_METRICS:
+		raftd_metrics(d, hdr->id);
 		break;
 	case MSG_READINDEX:
 		take_read(d, hdr->id);
@@ -132,12 +139,9 @@ static void raftd_dispatch_gatewayd(struct raftd *d, const struct msg_hdr *hdr,
 	}
 }
 
-static void raftd_dispatch_storaged(struct raftd *d, const struct msg_hdr *hdr,
-				    const uint8_t *body)
+static void take_applied(struct raftd *d, const struct msg_hdr *hdr,
+			 const uint8_t *body)
 {
-	if (hdr->type != MSG_APPLIED)
-		worker_fatal(d->w, "raftd: unexpected %s from storaged",
-			     msg_type_name(hdr->type));
 	Ipc__Applied *a = MSG_UNPACK(Ipc__Applied, ipc__applied, body, hdr->len);
 	if (!a)
 		worker_fatal(d->w, "raftd: bad MSG_APPLIED from storaged");
@@ -156,6 +160,23 @@ static void raftd_dispatch_storaged(struct raftd *d, const struct msg_hdr *hdr,
 	protobuf_c_message_free_unpacked(&a->base, NULL);
 	raftd_send_apply(d);
 	raftd_maybe_compact(d);
+}
+
+static void raftd_dispatch_storaged(struct raftd *d, const struct msg_hdr *hdr,
+				    const uint8_t *body)
+{
+	switch (hdr->type) {
+	case MSG_APPLIED:
+		take_applied(d, hdr, body);
+		break;
+	case MSG_PROPOSE:
+		/* The lessor's revokes of expired leases. */
+		take_proposal(d, PROC_STORAGED, hdr, body);
+		break;
+	default:
+		worker_fatal(d->w, "raftd: unexpected %s from storaged",
+			     msg_type_name(hdr->type));
+	}
 }
 
 static void on_msg(struct worker *w, enum proc_role from,
@@ -254,5 +275,10 @@ int raftd_main(int argc, char **argv)
 	int rc = worker_run(PROC_RAFTD, &ops, &raftd, argc, argv);
 	raft_free(raftd.r);
 	wal_free(raftd.wal);
+	for (size_t i = 0; i < raftd.n_props; i++)
+		raft_ent_unref(raftd.props[i]);
+	free(raftd.props);
+	free(raftd.prop_ids);
+	free(raftd.prop_from);
 	return rc;
 }

@@ -1,5 +1,6 @@
 /* raftd's driver state, shared by its files (raftd.c: links and events;
- * raftd_boot.c: WAL creation and recovery; raftd_ready.c: the ready loop). */
+ * raftd_boot.c: WAL creation and recovery; raftd_ready.c: the ready loop;
+ * raftd_metrics.c: /metrics). */
 #ifndef ETCD_RAFTD_RAFTD_H
 #define ETCD_RAFTD_RAFTD_H
 
@@ -39,9 +40,11 @@ struct raftd {
 	uint64_t snapshot_count;
 	uint64_t max_proposal;
 
-	/* Proposals of this loop iteration. */
+	/* Proposals of this loop iteration, and who sent each (gatewayd for
+	 * clients, storaged for lease revokes): a failure goes back there. */
 	struct raft_ent **props;
 	uint64_t *prop_ids;
+	uint8_t *prop_from; /* enum proc_role */
 	size_t n_props, cap_props;
 
 	/* Reads of this loop iteration, and rounds in flight. */
@@ -62,6 +65,12 @@ struct raftd {
 
 	uint64_t log_lead; /* leader in the last log line */
 
+	/* Counters for /metrics (etcd's names in raftd_metrics.c). */
+	uint64_t leader_changes;
+	uint64_t props_failed;   /* answered with MSG_PROPOSE_ERR */
+	uint64_t reads_failed;   /* read-index rounds or reads answered an error */
+	uint64_t reads_slow;     /* read-index rounds that timed out */
+
 	/* The last RaftState sent. */
 	uint64_t st_term, st_lead, st_commit, st_last;
 	bool st_learner, st_valid;
@@ -79,5 +88,10 @@ void raftd_maybe_compact(struct raftd *d);
 void raftd_read_reply(struct raftd *d, uint64_t id, uint64_t index,
 		      uint32_t code, const char *msg);
 void raftd_expire_reads(struct raftd *d);
+void raftd_propose_err(struct raftd *d, enum proc_role to, uint64_t id,
+		       uint32_t code, const char *msg);
+
+/* raftd_metrics.c: answers gatewayd's MSG_METRICS round id. */
+void raftd_metrics(struct raftd *d, uint64_t id);
 
 #endif

@@ -12,13 +12,15 @@
 #include "log.h"
 #include "raftd.h"
 
-static void propose_err(struct raftd *d, uint64_t id, uint32_t code,
-			const char *msg)
+/* Fails proposal id of the proposer at the other end of link to. */
+void raftd_propose_err(struct raftd *d, enum proc_role to, uint64_t id,
+		       uint32_t code, const char *msg)
 {
 	Ipc__Error e = IPC__ERROR__INIT;
 	e.code = code;
 	e.message = (char *)msg;
-	worker_send_pb(d->w, PROC_GATEWAYD, MSG_PROPOSE_ERR, id, &e.base);
+	d->props_failed++;
+	worker_send_pb(d->w, to, MSG_PROPOSE_ERR, id, &e.base);
 }
 
 static void propose_all(struct raftd *d)
@@ -31,9 +33,10 @@ static void propose_all(struct raftd *d)
 		 * transferred, member removed) is raft's ErrProposalDropped. */
 		bool nl = rc == -ENOTCONN;
 		for (size_t i = 0; i < d->n_props; i++)
-			propose_err(d, d->prop_ids[i], nl ? 14 : 2,
-				    nl ? "etcdserver: no leader"
-				       : "raft proposal dropped");
+			raftd_propose_err(d, (enum proc_role)d->prop_from[i],
+					  d->prop_ids[i], nl ? 14 : 2,
+					  nl ? "etcdserver: no leader"
+					     : "raft proposal dropped");
 	}
 	d->n_props = 0;
 }
@@ -56,6 +59,9 @@ static void batch_done(struct raftd *d, size_t k, uint64_t index,
 		       const char *err)
 {
 	struct read_batch *b = &d->batches[k];
+	/* etcd counts failed rounds, not the reads that shared one. */
+	if (err)
+		d->reads_failed++;
 	for (size_t i = 0; i < b->n; i++)
 		raftd_read_reply(d, b->ids[i], index, 14, err);
 	d->reads_waiting -= b->n;
@@ -109,9 +115,10 @@ static void reads_ready(struct raftd *d, const struct raft_ready *rd)
 void raftd_expire_reads(struct raftd *d)
 {
 	for (size_t k = 0; k < d->n_batches;) {
-		if (d->batches[k].deadline <= d->ticks)
+		if (d->batches[k].deadline <= d->ticks) {
+			d->reads_slow++;
 			batch_done(d, k, 0, "etcdserver: request timed out");
-		else
+		} else
 			k++;
 	}
 }
@@ -294,6 +301,9 @@ void raftd_flush(struct raftd *d)
 		if (raft_ready(d->r, &rd) < 0)
 			worker_fatal(d->w, "raftd: out of memory");
 		if (rd.soft_changed) {
+			/* etcd counts a change to a leader, not its loss. */
+			if (rd.lead && rd.lead != d->log_lead)
+				d->leader_changes++;
 			log_soft(d, &rd, d->log_lead);
 			d->log_lead = rd.lead;
 		}

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -119,8 +120,10 @@ int wal_fsync_dir(int dirfd)
 	return fsync(dirfd) < 0 ? -errno : 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+/* Writes to a segment of w (the caller keeps w->size). */
+static int write_all(struct wal *w, int fd, const uint8_t *p, size_t n)
 {
+	w->write_bytes += n;
 	while (n > 0) {
 		ssize_t k = write(fd, p, n);
 		if (k < 0) {
@@ -132,6 +135,38 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 		n -= (size_t)k;
 	}
 	return 0;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* fdatasync of a segment of w, timed as etcd times the WAL's fsyncs. */
+static int datasync(struct wal *w, int fd)
+{
+	double t0 = now_s();
+	int rc = fdatasync(fd) < 0 ? -errno : 0;
+	metrics_hist_observe(&w->fsync_hist, now_s() - t0);
+	return rc;
+}
+
+void wal_stats_init(struct wal *w)
+{
+	metrics_hist_init_disk(&w->fsync_hist);
+	w->write_bytes = 0;
+}
+
+const struct metrics_hist *wal_fsync_hist(const struct wal *w)
+{
+	return &w->fsync_hist;
+}
+
+uint64_t wal_write_bytes(const struct wal *w)
+{
+	return w->write_bytes;
 }
 
 static int rm_tree(const char *dir)
@@ -165,6 +200,7 @@ static struct wal *wal_alloc(const char *dir)
 	w->dir = strdup(dir);
 	w->fd = w->dirfd = -1;
 	w->seg_bytes = WAL_SEGMENT_BYTES;
+	wal_stats_init(w);
 	if (!w->dir) {
 		free(w);
 		return NULL;
@@ -247,15 +283,13 @@ int wal_create(const char *dir, uint64_t member_id, uint64_t cluster_id,
 			goto fail;
 	if ((rc = wal_save_hardstate(w, term, 0, commit)) < 0)
 		goto fail;
-	if ((rc = write_all(w->fd, w->buf, w->len)) < 0)
+	if ((rc = write_all(w, w->fd, w->buf, w->len)) < 0)
 		goto fail;
 	w->size = w->len;
 	w->len = 0;
 	w->buf_first = 0;
-	if (fdatasync(w->fd) < 0) {
-		rc = -errno;
+	if ((rc = datasync(w, w->fd)) < 0)
 		goto fail;
-	}
 	w->dirfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (w->dirfd < 0 || fsync(w->dirfd) < 0) {
 		rc = -errno;
@@ -333,10 +367,10 @@ static int cut(struct wal *w)
 	size_t hl = 0, hc = 0;
 	rc = wal_put_head(w, &hb, &hl, &hc);
 	if (rc == 0)
-		rc = write_all(fd, hb, hl);
+		rc = write_all(w, fd, hb, hl);
 	free(hb);
-	if (rc == 0 && fdatasync(fd) < 0)
-		rc = -errno;
+	if (rc == 0)
+		rc = datasync(w, fd);
 	if (rc == 0)
 		rc = wal_fsync_dir(w->dirfd);
 	if (rc == 0)
@@ -358,7 +392,7 @@ int wal_sync(struct wal *w, bool sync)
 	if (w->len > 0) {
 		if (w->size >= w->seg_bytes && (rc = cut(w)) < 0)
 			return rc;
-		if ((rc = write_all(w->fd, w->buf, w->len)) < 0)
+		if ((rc = write_all(w, w->fd, w->buf, w->len)) < 0)
 			return rc;
 		w->size += w->len;
 		w->len = 0;
@@ -370,9 +404,7 @@ int wal_sync(struct wal *w, bool sync)
 			w->cap = 0;
 		}
 	}
-	if (sync && fdatasync(w->fd) < 0)
-		return -errno;
-	return 0;
+	return sync ? datasync(w, w->fd) : 0;
 }
 
 int wal_release(struct wal *w, uint64_t base)

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "raft.h"
 
 /* etcd's SegmentSizeBytes. */
@@ -66,6 +67,11 @@ int wal_sync(struct wal *w, bool sync);
 int wal_release(struct wal *w, uint64_t base);
 /* Bytes in buffer not yet written. */
 size_t wal_pending(const struct wal *w);
+/* For /metrics (etcd_disk_wal_fsync_duration_seconds and
+ * etcd_disk_wal_write_bytes_total): the duration of every fdatasync of a
+ * segment, and the bytes written to segments since the WAL was opened. */
+const struct metrics_hist *wal_fsync_hist(const struct wal *w);
+uint64_t wal_write_bytes(const struct wal *w);
 /* For tests: a smaller segment size. */
 void wal_set_segment_bytes(struct wal *w, uint64_t bytes);
 int wal_segments(const struct wal *w);

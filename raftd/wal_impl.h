@@ -36,6 +36,10 @@ struct wal {
 	uint8_t *buf;
 	size_t len, cap;
 	uint64_t buf_first;      /* first entry index in buf, 0 if none */
+
+	/* For /metrics: every fdatasync of a segment, and bytes written. */
+	struct metrics_hist fsync_hist;
+	uint64_t write_bytes;
 };
 
 int wal_put(uint8_t **buf, size_t *len, size_t *cap, uint32_t type,
@@ -45,5 +49,7 @@ int wal_seg_add(struct wal *w, uint64_t seq, uint64_t first);
 /* Head records of a segment into *buf. */
 int wal_put_head(struct wal *w, uint8_t **buf, size_t *len, size_t *cap);
 int wal_fsync_dir(int dirfd);
+/* Both ends set up what the writer's statistics need. */
+void wal_stats_init(struct wal *w);
 
 #endif

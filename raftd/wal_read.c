@@ -263,6 +263,7 @@ int wal_open(const char *dir, struct wal_state *ret_st, struct wal **ret_w)
 		goto fail;
 	w->fd = -1;
 	w->seg_bytes = WAL_SEGMENT_BYTES;
+	wal_stats_init(w);
 	w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (w->dirfd < 0) {
 		rc = -errno;

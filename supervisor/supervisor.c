@@ -21,6 +21,7 @@
 #include "log.h"
 #include "proc.h"
 #include "spawn.h"
+#include "sup_metrics.h"
 #include "supervisor.h"
 
 #define PKG "etcdmain"
@@ -99,6 +100,17 @@ static void signal_child(struct child *c, int sig)
 		kill(c->pid, sig);
 }
 
+/* gatewayd's /metrics round id: our part, and discoveryd's if it runs. */
+static void metrics_asked(struct sup *s, struct child *c, uint64_t id)
+{
+	struct child *dc = &s->ch[PROC_DISCOVERYD];
+	if (c->role != PROC_GATEWAYD) {
+		log_warn(PKG, "unexpected MSG_METRICS from %s", proc_name(c->role));
+		return;
+	}
+	sup_metrics_send(c->link, id, dc->pid > 0 && !dc->reaped ? dc->pid : 0);
+}
+
 static void child_msg(struct link *l, const struct msg_hdr *hdr,
 		      const uint8_t *body, int fd, void *arg)
 {
@@ -131,6 +143,9 @@ static void child_msg(struct link *l, const struct msg_hdr *hdr,
 		begin_stop(s, 1);
 		break;
 	}
+	case MSG_METRICS:
+		metrics_asked(s, c, hdr->id);
+		break;
 	default:
 		log_warn(PKG, "unexpected %s from %s", msg_type_name(hdr->type),
 			 proc_name(c->role));

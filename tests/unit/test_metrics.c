@@ -29,6 +29,11 @@ int main(void)
 	metrics_add_process(&o2, "storaged", 0);
 	const char *ln[] = {"k", NULL}, *lv[] = {"a\"b", NULL};
 	metrics_add(&o2, METRIC_COUNTER, "x_total", "help \\ text", 2.5, ln, lv);
+	/* Numbers as Go's strconv.FormatFloat(v, 'g', -1, 64) prints them. */
+	metrics_add(&o2, METRIC_GAUGE, "g_big", "", 24801280, NULL, NULL);
+	metrics_add(&o2, METRIC_GAUGE, "g_time", "", 1795312590.09, NULL, NULL);
+	metrics_add(&o2, METRIC_GAUGE, "g_small", "", 0.00001, NULL, NULL);
+	metrics_add(&o2, METRIC_GAUGE, "g_plain", "", 123456, NULL, NULL);
 
 	const Ipc__Metrics *parts[] = {&o1.msg, &o2.msg};
 	size_t len;
@@ -43,6 +48,10 @@ int main(void)
 	CHECK(strstr(t, "etcd_server_has_leader 1\n"));
 	CHECK(strstr(t, "x_total{k=\"a\\\"b\"} 2.5\n"));
 	CHECK(strstr(t, "# HELP x_total help \\\\ text\n"));
+	CHECK(strstr(t, "\ng_big 2.480128e+07\n"));
+	CHECK(strstr(t, "\ng_time 1.79531259009e+09\n"));
+	CHECK(strstr(t, "\ng_small 1e-05\n"));
+	CHECK(strstr(t, "\ng_plain 123456\n"));
 	/* Both processes' RSS under one family, HELP and TYPE once. */
 	char *p = strstr(t, "# TYPE process_resident_memory_bytes gauge\n");
 	CHECK(p && !strstr(p + 1, "# TYPE process_resident_memory_bytes"));

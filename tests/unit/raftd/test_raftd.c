@@ -1,8 +1,10 @@
 /*
  * raftd end to end over real socketpairs: this test plays the supervisor,
  * gatewayd and storaged around a forked raftd_main. Bootstrap of a lone
- * member, proposals applied in order, reads, restart from the WAL with
- * storaged resuming from its applied index, refusal to start uninitialised.
+ * member, proposals applied in order (from gatewayd, and from storaged as
+ * its lease revokes are), a failed proposal answered to whoever sent it,
+ * reads, /metrics, restart from the WAL with storaged resuming from its
+ * applied index, refusal to start uninitialised.
  */
 #include <signal.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 
 #include "ipc.pb-c.h"
 #include "link.h"
+#include "metrics.h"
 #include "proc.h"
 #include "sim.h"
 
@@ -33,6 +36,11 @@ struct fake {
 	int reads_ok;
 	uint64_t read_index;
 	int prop_errs;
+	int st_prop_errs;     /* MSG_PROPOSE_ERR on the storaged link */
+	uint64_t st_err_id;
+	uint32_t st_err_code;
+	Ipc__Metrics *metrics; /* the last MSG_METRICS_RESP */
+	uint64_t metrics_id;
 };
 
 static struct fake F;
@@ -83,7 +91,15 @@ static void gw_msg(struct link *l, const struct msg_hdr *h, const uint8_t *b,
 		protobuf_c_message_free_unpacked(&e->base, NULL);
 		break;
 	}
+	case MSG_METRICS_RESP: {
+		Ipc__Metrics *m = MSG_UNPACK(Ipc__Metrics, ipc__metrics, b, h->len);
+		CHECK(m);
+		if (F.metrics)
+			protobuf_c_message_free_unpacked(&F.metrics->base, NULL);
+		F.metrics = m;
+		F.metrics_id = h->id;
 		break;
+	}
 	default:
 		CHECK(h->type == MSG_RAFT_MSG);
 	}
@@ -95,6 +111,15 @@ static void st_msg(struct link *l, const struct msg_hdr *h, const uint8_t *b,
 	(void)l, (void)arg, (void)fd;
 	if (h->type == MSG_RAFT_STATE)
 		return;
+	if (h->type == MSG_PROPOSE_ERR) {
+		Ipc__Error *e = MSG_UNPACK(Ipc__Error, ipc__error, b, h->len);
+		CHECK(e);
+		F.st_prop_errs++;
+		F.st_err_id = h->id;
+		F.st_err_code = e->code;
+		protobuf_c_message_free_unpacked(&e->base, NULL);
+		return;
+	}
 	CHECK(h->type == MSG_APPLY);
 	Ipc__ApplyBatch *a = MSG_UNPACK(Ipc__ApplyBatch, ipc__apply_batch, b, h->len);
 	CHECK(a && a->n_entries > 0);
@@ -188,8 +213,16 @@ static void start(bool bootstrap)
 	CHECK(link_send(F.sup, MSG_START, 0, NULL, 0) == 0);
 }
 
+static void drop_metrics(void)
+{
+	if (F.metrics)
+		protobuf_c_message_free_unpacked(&F.metrics->base, NULL);
+	F.metrics = NULL;
+}
+
 static void stop(void)
 {
+	drop_metrics();
 	kill(F.pid, SIGTERM);
 	int status;
 	CHECK(waitpid(F.pid, &status, 0) == F.pid);
@@ -218,6 +251,100 @@ static void applied(uint64_t index)
 static void propose(uint64_t v)
 {
 	CHECK(link_send(F.gw, MSG_PROPOSE, 1000 + v, &v, sizeof(v)) == 0);
+}
+
+static bool c_st_err(void) { return F.st_prop_errs > 0; }
+static bool c_metrics(void) { return F.metrics != NULL; }
+
+/* The samples named name (label l="v" if l is set); exactly one expected. */
+static const Ipc__Metric *metric(const char *name, const char *l,
+				 const char *v)
+{
+	const Ipc__Metric *found = NULL;
+	for (size_t i = 0; i < F.metrics->n_metrics; i++) {
+		const Ipc__Metric *m = F.metrics->metrics[i];
+		if (strcmp(m->name, name) != 0)
+			continue;
+		if (l && !(m->n_label_names == 1 && strcmp(m->label_names[0], l) == 0 &&
+			   strcmp(m->label_values[0], v) == 0))
+			continue;
+		if (found)
+			fprintf(stderr, "metric %s twice\n", name);
+		CHECK(!found);
+		found = m;
+	}
+	if (!found)
+		fprintf(stderr, "metric %s missing\n", name);
+	CHECK(found);
+	return found;
+}
+
+static double value(const char *name, uint32_t type)
+{
+	const Ipc__Metric *m = metric(name, NULL, NULL);
+	CHECK(m->type == type && m->n_label_names == 0);
+	return m->value;
+}
+
+static void ask_metrics(uint64_t id)
+{
+	drop_metrics();
+	CHECK(link_send(F.gw, MSG_METRICS, id, NULL, 0) == 0);
+	CHECK(wait_for(c_metrics, 5000));
+	CHECK(F.metrics_id == id);
+}
+
+/*
+ * raftd's /metrics part after the first run's writes: etcd's names and types
+ * with values that follow from what the test did.
+ */
+static void check_metrics(uint64_t commit, uint64_t failed)
+{
+	ask_metrics(77);
+	CHECK(value("etcd_server_has_leader", METRIC_GAUGE) == 1);
+	CHECK(value("etcd_server_is_leader", METRIC_GAUGE) == 1);
+	CHECK(value("etcd_server_is_learner", METRIC_GAUGE) == 0);
+	/* This run's election only: the counter starts again with raftd. */
+	CHECK(value("etcd_server_leader_changes_seen_total", METRIC_COUNTER) == 1);
+	CHECK(value("etcd_server_proposals_committed_total", METRIC_GAUGE) ==
+	      (double)commit);
+	CHECK(value("etcd_server_proposals_pending", METRIC_GAUGE) == 0);
+	CHECK(value("etcd_server_proposals_failed_total", METRIC_COUNTER) ==
+	      (double)failed);
+	CHECK(value("etcd_server_read_indexes_failed_total", METRIC_COUNTER) == 0);
+	CHECK(value("etcd_server_slow_read_indexes_total", METRIC_COUNTER) == 0);
+	const Ipc__Metric *id = metric("etcd_server_id", "server_id", "1234");
+	CHECK(id->type == METRIC_GAUGE && id->value == 1);
+
+	/* Group commit: far fewer fsyncs than writes, but some, each timed. */
+	const Ipc__Metric *h = metric("etcd_disk_wal_fsync_duration_seconds",
+				      NULL, NULL);
+	CHECK(h->type == METRIC_HISTOGRAM);
+	CHECK(h->count > 0 && h->count <= commit + 4);
+	CHECK(h->sum > 0);
+	CHECK(h->n_bucket_bounds == 14 && h->n_bucket_counts == 14);
+	CHECK(h->bucket_bounds[0] == 0.001 && h->bucket_bounds[13] == 8.192);
+	for (size_t i = 1; i < 14; i++)
+		CHECK(h->bucket_counts[i] >= h->bucket_counts[i - 1]);
+	CHECK(h->bucket_counts[13] <= h->count);
+	/* Each 8-byte proposal takes a record of more than 20 bytes. */
+	double wb = value("etcd_disk_wal_write_bytes_total", METRIC_GAUGE);
+	CHECK(wb > 20.0 * (double)commit);
+
+	const Ipc__Metric *rss = metric("process_resident_memory_bytes",
+					"process", "raftd");
+	CHECK(rss->value > 100000);
+	CHECK(metric("process_open_fds", "process", "raftd")->value >= 5);
+
+	/* gatewayd renders the part as it comes. */
+	size_t len;
+	const Ipc__Metrics *parts[] = {F.metrics};
+	char *text = metrics_render(parts, 1, &len);
+	CHECK(text);
+	CHECK(strstr(text, "# TYPE etcd_disk_wal_fsync_duration_seconds histogram\n"));
+	CHECK(strstr(text, "etcd_server_has_leader 1\n"));
+	CHECK(strstr(text, "etcd_server_id{server_id=\"1234\"} 1\n"));
+	free(text);
 }
 
 int main(void)
@@ -252,11 +379,23 @@ int main(void)
 			(unsigned long long)F.commit);
 	CHECK(F.props_seen == 500);
 	CHECK(F.prop_errs == 0);
+	/* storaged proposes too (lease revokes): committed and applied in
+	 * the same order as gatewayd's. */
+	uint64_t v500 = 500;
+	CHECK(link_send(F.st, MSG_PROPOSE, 7, &v500, sizeof(v500)) == 0);
+	want_props = 501;
+	CHECK(wait_for(c_props, 5000));
+	/* Its failures go back to storaged, not to gatewayd. */
+	static uint8_t big[3u << 20];
+	CHECK(link_send(F.st, MSG_PROPOSE, 8, big, sizeof(big)) == 0);
+	CHECK(wait_for(c_st_err, 5000));
+	CHECK(F.st_err_id == 8 && F.st_err_code == 3 && F.prop_errs == 0);
 	for (uint64_t i = 0; i < 20; i++)
 		CHECK(link_send(F.gw, MSG_READINDEX, 1 + i, NULL, 0) == 0);
 	want_reads = 20;
 	CHECK(wait_for(c_reads, 5000));
-	CHECK(F.read_index == 502);
+	CHECK(F.read_index == 503);
+	check_metrics(503, 1);
 	stop();
 
 	/* Restart: the log comes back; storaged resumes after its index. */
@@ -266,10 +405,15 @@ int main(void)
 	CHECK(F.term == 3);
 	applied(300);
 	F.prop_expect = 298; /* entries 3.. carry values 0.. */
-	want_next = 504;     /* up to the new leader's empty entry */
+	want_next = 505;     /* up to the new leader's empty entry */
 	CHECK(wait_for(c_next, 5000));
-	CHECK(F.props_seen == 202);
-	for (uint64_t v = 500; v < 600; v++)
+	CHECK(F.props_seen == 203);
+	/* Counters start again; the commit index is the log's. */
+	ask_metrics(78);
+	CHECK(value("etcd_server_leader_changes_seen_total", METRIC_COUNTER) == 1);
+	CHECK(value("etcd_server_proposals_committed_total", METRIC_GAUGE) == 504);
+	CHECK(value("etcd_server_proposals_failed_total", METRIC_COUNTER) == 0);
+	for (uint64_t v = 501; v < 600; v++)
 		propose(v);
 	want_props = 302;
 	CHECK(wait_for(c_props, 10000));

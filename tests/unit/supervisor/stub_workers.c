@@ -1,8 +1,11 @@
 /*
  * Stand-in workers for the supervisor's process test: real worker runtimes
  * (common/worker.c) that take listeners and peer links and say so on
- * stderr, so the test sees what the supervisor handed them.
+ * stderr, so the test sees what the supervisor handed them. The gatewayd
+ * stub asks the supervisor for metrics on SIGUSR1 and logs the answer.
  */
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,12 +14,45 @@
 #include "proc.h"
 #include "worker.h"
 
+/* One line per sample: "metrics <id>: name{l="v"} value". */
+static void log_metrics(struct worker *w, const struct msg_hdr *hdr,
+			const uint8_t *body)
+{
+	Ipc__Metrics *m = MSG_UNPACK(Ipc__Metrics, ipc__metrics, body, hdr->len);
+	if (!m)
+		worker_fatal(w, "bad MSG_METRICS_RESP");
+	for (size_t i = 0; i < m->n_metrics; i++) {
+		const Ipc__Metric *x = m->metrics[i];
+		char labels[256] = "";
+		if (x->n_label_names == 1)
+			snprintf(labels, sizeof(labels), "{%s=\"%s\"}",
+				 x->label_names[0], x->label_values[0]);
+		log_info("stub", "%s: metrics %llu: %s%s %s %g",
+			 proc_name(w->role), (unsigned long long)hdr->id, x->name,
+			 labels, x->type == 0 ? "counter" : "gauge", x->value);
+	}
+	protobuf_c_message_free_unpacked(&m->base, NULL);
+}
+
 static void on_msg(struct worker *w, enum proc_role from,
 		   const struct msg_hdr *hdr, const uint8_t *body, int fd)
 {
-	(void)w; (void)from; (void)hdr; (void)body;
 	if (fd >= 0)
 		close(fd);
+	if (from == PROC_SUPERVISOR && hdr->type == MSG_METRICS_RESP)
+		log_metrics(w, hdr, body);
+}
+
+static struct event *usr1; /* gatewayd's trigger */
+
+/* gatewayd's /metrics round, as the test triggers it. */
+static void on_usr1(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker *w = arg;
+	static uint64_t round;
+	(void)sig;
+	(void)what;
+	link_send(w->sup, MSG_METRICS, ++round, NULL, 0);
 }
 
 static void on_peer_up(struct worker *w, enum proc_role role)
@@ -41,7 +77,21 @@ static int on_start(struct worker *w)
 		 proc_name(w->role), w->cfg->name,
 		 (unsigned long long)w->cfg->member_id, (int)w->cfg->bootstrap,
 		 w->cfg->n_initial_members);
+	if (w->role == PROC_GATEWAYD) {
+		usr1 = evsignal_new(w->base, SIGUSR1, on_usr1, w);
+		if (!usr1 || event_add(usr1, NULL) < 0)
+			worker_fatal(w, "cannot catch SIGUSR1");
+	}
 	return 0;
+}
+
+static void on_stop(struct worker *w)
+{
+	(void)w;
+	/* libevent's event_free does not take NULL. */
+	if (usr1)
+		event_free(usr1);
+	usr1 = NULL;
 }
 
 static const struct worker_ops ops = {
@@ -49,6 +99,7 @@ static const struct worker_ops ops = {
 	.on_peer_up = on_peer_up,
 	.on_listener = on_listener,
 	.on_start = on_start,
+	.on_stop = on_stop,
 };
 
 int raftd_main(int argc, char **argv)

@@ -2,7 +2,9 @@
  * The supervisor as a process: bad input exits 1 with nothing written, a
  * port in use is etcd's bind error, workers start as "etcd: <role>", a killed
  * worker is restarted, too many crashes stop the member, SIGTERM stops it
- * with exit 0 and no worker left behind, a restart reads the identity back.
+ * with exit 0 and no worker left behind, a restart reads the identity back,
+ * gatewayd's MSG_METRICS is answered with the supervisor's and discoveryd's
+ * part.
  * argv[1] is the etcd executable.
  */
 #include <arpa/inet.h>
@@ -289,6 +291,21 @@ static void lifecycle(void)
 		CHECK(wait_log("run.log", links[i], 5000));
 	CHECK(wait_log("run.log", "all workers are ready", 5000));
 	CHECK(count("run.log", "discoveryd: link to") == 0);
+
+	/* gatewayd asks for metrics (stub: on SIGUSR1): etcd's version
+	 * gauges, and the process metrics of the supervisor and discoveryd. */
+	kill(pids[2], SIGUSR1);
+	static const char *const metrics[] = {
+		"gatewayd: metrics 1: etcd_server_version{server_version=\"3.4.23\"} gauge 1\n",
+		"gatewayd: metrics 1: etcd_cluster_version{cluster_version=\"3.4\"} gauge 1\n",
+		"gatewayd: metrics 1: process_resident_memory_bytes{process=\"supervisor\"} gauge ",
+		"gatewayd: metrics 1: process_open_fds{process=\"supervisor\"} gauge ",
+		"gatewayd: metrics 1: process_cpu_seconds_total{process=\"supervisor\"} counter ",
+		"gatewayd: metrics 1: process_resident_memory_bytes{process=\"discoveryd\"} gauge ",
+		"gatewayd: metrics 1: process_open_fds{process=\"discoveryd\"} gauge ",
+	};
+	for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
+		CHECK(wait_log("run.log", metrics[i], 5000));
 
 	/* raftd killed: restarted, and both its peers get a fresh link. */
 	kill(pids[0], SIGKILL);
