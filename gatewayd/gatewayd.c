@@ -18,6 +18,7 @@
 #include "raft_internal.pb-c.h"
 
 #define ERR_TIMEOUT "etcdserver: request timed out"
+#define ERR_LEASE_NOT_FOUND "etcdserver: requested lease not found"
 #define TICK_MS 50
 
 static uint64_t unix_ms(void)
@@ -67,6 +68,14 @@ static void send_query(struct gw *gw, struct pending *p, uint64_t min_applied)
 	case PK_TXN:
 		q.query_case = IPC__QUERY__QUERY_TXN;
 		q.txn = (Etcdserverpb__TxnRequest *)p->msg;
+		break;
+	case PK_LEASE_TTL:
+		q.query_case = IPC__QUERY__QUERY_LEASE_TIME_TO_LIVE;
+		q.lease_time_to_live = (Etcdserverpb__LeaseTimeToLiveRequest *)p->msg;
+		break;
+	case PK_LEASE_LEASES:
+		q.query_case = IPC__QUERY__QUERY_LEASE_LEASES;
+		q.lease_leases = (Etcdserverpb__LeaseLeasesRequest *)p->msg;
 		break;
 	default:
 		q.query_case = IPC__QUERY__QUERY_RANGE;
@@ -169,10 +178,17 @@ fill_header(struct gw *gw, ProtobufCMessage *resp,
 		*hp = spare;
 		ret = hp;
 	}
-	(*hp)->cluster_id = gw->cluster_id;
-	(*hp)->member_id = gw->member_id;
-	(*hp)->raft_term = gw->term;
+	gw_fill_header(gw, *hp);
 	return ret;
+}
+
+void gw_fill_header(struct gw *gw, Etcdserverpb__ResponseHeader *h)
+{
+	h->cluster_id = gw->cluster_id;
+	h->member_id = gw->member_id;
+	h->raft_term = gw->term;
+	if (h->revision > gw->rev_seen)
+		gw->rev_seen = h->revision;
 }
 
 static ProtobufCMessage *response_of(Ipc__Result *r)
@@ -185,6 +201,11 @@ static ProtobufCMessage *response_of(Ipc__Result *r)
 	case IPC__RESULT__RESPONSE_COMPACTION: return &r->compaction->base;
 	case IPC__RESULT__RESPONSE_MEMBER_LIST: return &r->member_list->base;
 	case IPC__RESULT__RESPONSE_STATUS: return &r->status->base;
+	case IPC__RESULT__RESPONSE_LEASE_GRANT: return &r->lease_grant->base;
+	case IPC__RESULT__RESPONSE_LEASE_REVOKE: return &r->lease_revoke->base;
+	case IPC__RESULT__RESPONSE_LEASE_TIME_TO_LIVE:
+		return &r->lease_time_to_live->base;
+	case IPC__RESULT__RESPONSE_LEASE_LEASES: return &r->lease_leases->base;
 	default: return NULL;
 	}
 }
@@ -231,14 +252,30 @@ static void on_result(struct gw *gw, const struct msg_hdr *hdr,
 		      const uint8_t *body)
 {
 	struct pending *p = u64map_get(&gw->pend, hdr->id);
-	if (!p)
+	if (!p && !u64map_get(&gw->wq, hdr->id))
 		return; /* timed out or failed meanwhile */
 	Ipc__Result *r = MSG_UNPACK(Ipc__Result, ipc__result, body, hdr->len);
 	if (!r)
 		worker_fatal(gw->w, "gatewayd: bad MSG_RESULT from storaged");
 	ProtobufCMessage *resp = response_of(r);
+	Etcdserverpb__LeaseTimeToLiveResponse ttl =
+		ETCDSERVERPB__LEASE_TIME_TO_LIVE_RESPONSE__INIT;
+	Etcdserverpb__ResponseHeader ttl_h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
 
-	if (p->kind == PK_HEALTH) {
+	if (!p) {
+		stream_on_result(gw, hdr->id, r);
+	} else if (p->kind == PK_LEASE_TTL && r->error && r->error->code == 5 &&
+		   strcmp(r->error->message, ERR_LEASE_NOT_FOUND) == 0) {
+		/* etcd answers an unknown lease's time-to-live with -1. */
+		ttl.header = &ttl_h;
+		ttl_h.revision = gw->rev_seen;
+		ttl.id = ((Etcdserverpb__LeaseTimeToLiveRequest *)p->msg)->id;
+		ttl.ttl = -1;
+		Ipc__Error *e = r->error;
+		r->error = NULL;
+		answer(gw, p, r, &ttl.base);
+		r->error = e;
+	} else if (p->kind == PK_HEALTH) {
 		struct evhttp_request *req = take_req(p);
 		if (req)
 			http_reply_health(req, !r->error);
@@ -315,9 +352,19 @@ static void on_msg(struct worker *w, enum proc_role from,
 			on_result(gw, hdr, body);
 			return;
 		}
+		if (hdr->type == MSG_WATCH_EVENTS) {
+			watch_on_events(gw, body, hdr->len);
+			return;
+		}
 		break;
 	default:
 		break;
+	}
+	if (hdr->type == MSG_METRICS_RESP &&
+	    (from == PROC_SUPERVISOR || from == PROC_RAFTD ||
+	     from == PROC_STORAGED)) {
+		gwm_on_resp(gw, from, hdr->id, body, hdr->len);
+		return;
 	}
 	log_warn("embed", "unexpected %s from %s", msg_type_name(hdr->type),
 		 proc_name(from));
@@ -344,9 +391,23 @@ static void on_peer_down(struct worker *w, enum proc_role role)
 		pending_fail_if(gw, waits_on_raftd, 14, ERR_TIMEOUT);
 	} else if (role == PROC_STORAGED) {
 		pending_fail_if(gw, waits_on_storaged, 14, ERR_TIMEOUT);
+		watch_storaged_down(gw);
+		stream_storaged_down(gw);
 	}
 	log_warn("embed", "lost %s: failed the requests waiting on it",
 		 proc_name(role));
+}
+
+static void on_peer_up(struct worker *w, enum proc_role role)
+{
+	struct gw *gw = w->arg;
+	/* A restarted storaged knows no watcher: register them again, each
+	 * from the revision after the last one its client got. */
+	if (role == PROC_STORAGED && gw->w) {
+		log_info("embed", "%s is up: re-creating %zu watches",
+			 proc_name(role), gw->n_watches);
+		watch_storaged_up(gw);
+	}
 }
 
 static void on_listener(struct worker *w, const Ipc__Listener *l, int fd)
@@ -399,6 +460,8 @@ int gw_init(struct gw *gw, struct worker *w)
 	TAILQ_INIT(&gw->dq_health);
 	TAILQ_INIT(&gw->ri_round);
 	TAILQ_INIT(&gw->ri_wait);
+	TAILQ_INIT(&gw->m_wait);
+	LIST_INIT(&gw->streams);
 	gw->ri_ev = event_new(gw->base, -1, 0, on_ri_ev, gw);
 	gw->tick = event_new(gw->base, -1, EV_PERSIST, on_tick, gw);
 	if (!gw->ri_ev || !gw->tick) {
@@ -418,6 +481,8 @@ void gw_done(struct gw *gw)
 		pending_fail(gw, p, 14, ERR_TIMEOUT);
 	while ((p = TAILQ_FIRST(&gw->dq_health)))
 		pending_fail(gw, p, 14, ERR_TIMEOUT);
+	gwm_done(gw);
+	/* Closing the connections ends the streams and their watches. */
 	http_close_all(gw);
 	if (gw->ri_ev)
 		event_free(gw->ri_ev);
@@ -425,6 +490,8 @@ void gw_done(struct gw *gw)
 		event_free(gw->tick);
 	gw->ri_ev = gw->tick = NULL;
 	u64map_clear(&gw->pend);
+	u64map_clear(&gw->watchers);
+	u64map_clear(&gw->wq);
 	u64map_clear(&gw->conns);
 	gw->w = NULL;
 }
@@ -446,6 +513,7 @@ static void on_stop(struct worker *w)
 const struct worker_ops gatewayd_ops = {
 	.on_msg = on_msg,
 	.on_peer_down = on_peer_down,
+	.on_peer_up = on_peer_up,
 	.on_listener = on_listener,
 	.on_start = on_start,
 	.on_stop = on_stop,

@@ -14,6 +14,7 @@
 #include <event2/http.h>
 
 #include "arena.h"
+#include "ipc.pb-c.h"
 #include "reqid.h"
 #include "u64map.h"
 #include "worker.h"
@@ -28,6 +29,17 @@
 #define GW_MAX_LINK_QUEUE (64u << 20)
 /* Raw bodies above this many times the gRPC limit cannot be valid. */
 #define GW_BODY_FACTOR 4
+/* Watches: per stream and in all (each costs a watcher in storaged). */
+#define GW_MAX_WATCHES_PER_STREAM 10000
+#define GW_MAX_WATCHES 100000
+/* Bytes a stream may have waiting for its client before its watches are
+ * paused (cancelled at storaged), and the level at which they resume. */
+#define GW_STREAM_HIGH (4u << 20)
+#define GW_STREAM_LOW (1u << 20)
+/* Messages queued in a stream behind one still waiting for storaged. */
+#define GW_STREAM_MAX_QUEUED 65536
+/* How long /metrics waits for the other processes. */
+#define GW_METRICS_WAIT_MS 1000
 
 enum pkind {
 	PK_RANGE,
@@ -38,6 +50,14 @@ enum pkind {
 	PK_MEMBER_LIST,
 	PK_STATUS,
 	PK_HEALTH,
+	PK_LEASE_GRANT,
+	PK_LEASE_REVOKE,
+	PK_LEASE_TTL,
+	PK_LEASE_LEASES,
+	PK_METRICS,
+	PK_WATCH,     /* streams: routes and counters only, never pending */
+	PK_KEEPALIVE,
+	PK_MAX
 };
 
 /* What a pending request waits for. */
@@ -53,7 +73,7 @@ struct pending {
 	uint64_t id;   /* request ID (proposals) or query id (reads) */
 	enum pkind kind;
 	enum pwait wait;
-	int in_ri;     /* 1: on ri_wait, 2: on ri_round */
+	int in_ri;     /* 1: on ri_wait, 2: on ri_round, 3: on metrics_wait */
 	struct evhttp_request *req; /* NULL once the client is gone */
 	struct conn *conn;
 	uint64_t deadline_ms;
@@ -70,6 +90,7 @@ struct conn {
 	struct gw *gw;
 	struct evhttp_connection *evcon;
 	struct pending *pending; /* at most one: evhttp answers in order */
+	struct wstream *ws;      /* a streamed response (watch, keepalive) */
 };
 
 struct gw_listener {
@@ -108,6 +129,23 @@ struct gw {
 	uint64_t ri_id;
 	struct pqueue ri_round, ri_wait;
 	struct event *ri_ev;        /* starts a round at the end of this loop pass */
+
+	/* Streams (stream.c, watch*.c, lease.c). */
+	int64_t rev_seen;           /* the highest revision storaged reported */
+	LIST_HEAD(, wstream) streams;
+	size_t n_streams;
+	struct u64map watchers;     /* watcher id at storaged -> struct watch */
+	size_t n_watches;
+	uint64_t next_watcher;
+	struct u64map wq;           /* query id -> struct wmsg waiting for it */
+
+	/* /metrics rounds (gw_metrics.c). */
+	uint64_t m_round;           /* 0: none in flight */
+	unsigned m_waiting;         /* bit per role still to answer */
+	Ipc__Metrics *m_parts[PROC_MAX];
+	struct pqueue m_wait;       /* requests waiting for the round */
+	struct event *m_timer;
+	uint64_t m_started[PK_MAX]; /* requests started, by enum pkind */
 };
 
 uint64_t gw_now_ms(void);
@@ -126,6 +164,9 @@ void pending_fail_if(struct gw *gw, int (*pred)(const struct pending *),
 void pending_expire(struct gw *gw, uint64_t now_ms);
 
 /* http_reply.c */
+/* 200-style reply with body (taken: malloc'd) of type ctype. */
+void http_reply_body(struct evhttp_request *req, int status, const char *ctype,
+		     char *body, size_t len);
 int http_status_of(uint32_t grpc_code);
 const char *http_reason(int status);
 void http_cors(struct evhttp_request *req);
@@ -154,5 +195,36 @@ void health_handle(struct gw *gw, struct evhttp_request *req, struct conn *c);
 /* gatewayd.c: where a decoded request goes next. */
 void gw_propose(struct gw *gw, struct pending *p, ProtobufCMessage *irr);
 void gw_read(struct gw *gw, struct pending *p, int linearizable);
+/* Builds InternalRaftRequest {ID, header, op of p} with etcd's
+ * --max-request-bytes check and proposes it (http_kv.c). */
+void kv_propose(struct gw *gw, struct pending *p);
+/* Sets cluster_id, member_id, raft_term of h; notes its revision. */
+void gw_fill_header(struct gw *gw, Etcdserverpb__ResponseHeader *h);
+
+/* lease.c: unary lease requests, once decoded; the keepalive stream. */
+void lease_handle(struct gw *gw, struct pending *p);
+void keepalive_handle(struct gw *gw, struct evhttp_request *req,
+		      struct conn *c);
+
+/* watch.c */
+void watch_handle(struct gw *gw, struct evhttp_request *req, struct conn *c);
+/* storaged's link came up: (re)create every live watch there. */
+void watch_storaged_up(struct gw *gw);
+void watch_storaged_down(struct gw *gw);
+/* watch_events.c: a MSG_WATCH_EVENTS frame. */
+void watch_on_events(struct gw *gw, const uint8_t *body, size_t len);
+
+/* stream.c */
+/* The client of c went away: drop its stream (c is being freed). */
+void stream_conn_gone(struct conn *c);
+/* A MSG_RESULT for a query a stream made: 1 if it was one, else 0. */
+int stream_on_result(struct gw *gw, uint64_t id, const Ipc__Result *r);
+void stream_storaged_down(struct gw *gw);
+
+/* gw_metrics.c */
+void gwm_handle(struct gw *gw, struct evhttp_request *req, struct conn *c);
+void gwm_on_resp(struct gw *gw, enum proc_role from, uint64_t id,
+		 const uint8_t *body, size_t len);
+void gwm_done(struct gw *gw);
 
 #endif

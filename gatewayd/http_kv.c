@@ -32,7 +32,7 @@ static size_t varint_len(uint64_t v)
  * Builds InternalRaftRequest {ID, header{ID}, op}, checks etcd's
  * --max-request-bytes on it and proposes it; p->msg is the op.
  */
-static void propose(struct gw *gw, struct pending *p)
+void kv_propose(struct gw *gw, struct pending *p)
 {
 	Etcdserverpb__InternalRaftRequest irr =
 		ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
@@ -53,6 +53,12 @@ static void propose(struct gw *gw, struct pending *p)
 		break;
 	case PK_COMPACT:
 		irr.compaction = (Etcdserverpb__CompactionRequest *)p->msg;
+		break;
+	case PK_LEASE_GRANT:
+		irr.lease_grant = (Etcdserverpb__LeaseGrantRequest *)p->msg;
+		break;
+	case PK_LEASE_REVOKE:
+		irr.lease_revoke = (Etcdserverpb__LeaseRevokeRequest *)p->msg;
 		break;
 	default:
 		pending_fail(gw, p, 13, "etcdserver: internal error");
@@ -122,12 +128,12 @@ void kv_handle(struct gw *gw, struct evhttp_request *req, struct conn *c,
 	}
 	case PK_PUT:
 		if ((r = validate_put((Etcdserverpb__PutRequest *)p->msg, &msg)) == 0)
-			propose(gw, p);
+			kv_propose(gw, p);
 		break;
 	case PK_DELETE:
 		if ((r = validate_delete((Etcdserverpb__DeleteRangeRequest *)p->msg,
 					 &msg)) == 0)
-			propose(gw, p);
+			kv_propose(gw, p);
 		break;
 	case PK_TXN: {
 		/* As etcd: a txn without writes is a read (linearizable
@@ -138,18 +144,25 @@ void kv_handle(struct gw *gw, struct evhttp_request *req, struct conn *c,
 		if (txn_is_read_only(t))
 			gw_read(gw, p, !txn_is_serializable(t));
 		else
-			propose(gw, p);
+			kv_propose(gw, p);
 		break;
 	}
 	case PK_COMPACT:
-		propose(gw, p);
+		kv_propose(gw, p);
 		break;
 	case PK_STATUS:
 	case PK_MEMBER_LIST:
 		/* etcd 3.4 answers both from the member's local state. */
 		gw_read(gw, p, 0);
 		break;
-	case PK_HEALTH:
+	case PK_LEASE_GRANT:
+	case PK_LEASE_REVOKE:
+	case PK_LEASE_TTL:
+	case PK_LEASE_LEASES:
+		lease_handle(gw, p);
+		break;
+	default:
+		pending_fail(gw, p, 13, "etcdserver: internal error");
 		break;
 	}
 	if (r == -EINVAL)

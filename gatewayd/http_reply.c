@@ -97,6 +97,16 @@ void http_reply_json(struct evhttp_request *req, char *body, size_t len,
 	evhttp_send_reply(req, 200, "OK", NULL);
 }
 
+void http_reply_body(struct evhttp_request *req, int status, const char *ctype,
+		     char *body, size_t len)
+{
+	http_cors(req);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+			  "Content-Type", ctype);
+	add_body(req, body, len);
+	evhttp_send_reply(req, status, http_reason(status), NULL);
+}
+
 void http_reply_error(struct evhttp_request *req, uint32_t code,
 		      const char *msg)
 {

@@ -13,6 +13,7 @@
 #include <event2/listener.h>
 
 #include "gw.h"
+#include "stream.h"
 #include "log.h"
 #include "rpc.pb-c.h"
 
@@ -43,6 +44,14 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 	struct conn *c = arg;
 	struct gw *gw = c->gw;
 	u64map_del(&gw->conns, (uint64_t)(uintptr_t)evcon);
+	if (c->ws) {
+		/* A stream's request is ours to free if evhttp let go of it
+		 * (the client closed while we were streaming). */
+		struct evhttp_request *req = c->ws->req;
+		stream_conn_gone(c);
+		if (req && !evhttp_request_get_connection(req))
+			evhttp_request_free(req);
+	}
 	if (c->pending) {
 		/* The client is gone: the request is answered by nobody. If
 		 * evhttp let go of it, it is ours to free. */
@@ -94,16 +103,17 @@ static const struct route routes[] = {
 	{ "kv/compaction", PK_COMPACT, &etcdserverpb__compaction_request__descriptor },
 	{ "maintenance/status", PK_STATUS, &etcdserverpb__status_request__descriptor },
 	{ "cluster/member/list", PK_MEMBER_LIST, &etcdserverpb__member_list_request__descriptor },
+	{ "watch", PK_WATCH, NULL },
+	{ "lease/grant", PK_LEASE_GRANT, &etcdserverpb__lease_grant_request__descriptor },
+	{ "lease/revoke", PK_LEASE_REVOKE, &etcdserverpb__lease_revoke_request__descriptor },
+	{ "lease/keepalive", PK_KEEPALIVE, NULL },
+	{ "lease/timetolive", PK_LEASE_TTL, &etcdserverpb__lease_time_to_live_request__descriptor },
+	{ "lease/leases", PK_LEASE_LEASES, &etcdserverpb__lease_leases_request__descriptor },
+	/* etcd 3.4's gateway also serves these older paths. */
+	{ "kv/lease/revoke", PK_LEASE_REVOKE, &etcdserverpb__lease_revoke_request__descriptor },
+	{ "kv/lease/timetolive", PK_LEASE_TTL, &etcdserverpb__lease_time_to_live_request__descriptor },
+	{ "kv/lease/leases", PK_LEASE_LEASES, &etcdserverpb__lease_leases_request__descriptor },
 	/* etcd 3.4's other gateway routes: known, not served yet. */
-	{ "watch", -1, NULL },
-	{ "lease/grant", -1, NULL },
-	{ "lease/revoke", -1, NULL },
-	{ "lease/keepalive", -1, NULL },
-	{ "lease/timetolive", -1, NULL },
-	{ "lease/leases", -1, NULL },
-	{ "kv/lease/revoke", -1, NULL },
-	{ "kv/lease/timetolive", -1, NULL },
-	{ "kv/lease/leases", -1, NULL },
 	{ "cluster/member/add", -1, NULL },
 	{ "cluster/member/remove", -1, NULL },
 	{ "cluster/member/update", -1, NULL },
@@ -167,7 +177,13 @@ static void route_v3(struct gw *gw, struct evhttp_request *req, const char *rest
 			http_reply_error(req, 8, "etcdserver: too many requests");
 			return;
 		}
-		kv_handle(gw, req, c, (enum pkind)r->kind, r->desc);
+		gw->m_started[r->kind]++;
+		if (r->kind == PK_WATCH)
+			watch_handle(gw, req, c);
+		else if (r->kind == PK_KEEPALIVE)
+			keepalive_handle(gw, req, c);
+		else
+			kv_handle(gw, req, c, (enum pkind)r->kind, r->desc);
 		return;
 	}
 	/* grpc-gateway's own 404. */
@@ -220,7 +236,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (strcmp(path, "/metrics") == 0) {
-		http_reply_error(req, 12, "etcdserver: metrics is not supported yet");
+		struct conn *c = conn_get(gw, req);
+		if (c)
+			gwm_handle(gw, req, c);
+		else
+			http_reply_error(req, 8, "etcdserver: too many requests");
 		return;
 	}
 	/* /v2/keys (later), /v3alpha and anything else: Go's mux 404. */

@@ -54,6 +54,8 @@ void pending_free(struct gw *gw, struct pending *p)
 		TAILQ_REMOVE(&gw->ri_wait, p, rq);
 	else if (p->in_ri == 2)
 		TAILQ_REMOVE(&gw->ri_round, p, rq);
+	else if (p->in_ri == 3)
+		TAILQ_REMOVE(&gw->m_wait, p, rq);
 	if (p->conn)
 		p->conn->pending = NULL;
 	arena_done(&p->arena);

@@ -6,311 +6,13 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <netinet/in.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-
-#include "gatewayd.h"
-#include "gw.h"
-#include "raft_internal.pb-c.h"
-#include "rpc.pb-c.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);        \
-			fprintf(stderr, __VA_ARGS__);                          \
-			fprintf(stderr, "\n");                                 \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
-
-#define MEMBER 0x6bb9b1d4a17b1503ULL
-#define CLUSTER 0xac3c15e4a1a63f2aULL
-
-static struct event_base *base;
-static struct worker w;
-static struct gw gw;
-static struct link *fake_raft, *fake_stor;
-static int client_port, peer_port;
-
-/* What the fakes do. */
-static int n_readindex, n_propose, n_query;
-static int hold_readindex;    /* keep read-index requests unanswered */
-static uint64_t held_ri[16];
-static int n_held_ri;
-static int drop_proposals;    /* never answer proposals */
-static int64_t revision = 1;
-
-/* gatewayd's ends of the links, as common/worker.c wires them. */
-static void gw_link_msg(struct link *l, const struct msg_hdr *hdr,
-			const uint8_t *body, int fd, void *arg)
-{
-	(void)l;
-	gatewayd_ops.on_msg(&w, (enum proc_role)(intptr_t)arg, hdr, body, fd);
-}
-
-static void gw_link_close(struct link *l, void *arg)
-{
-	enum proc_role role = (enum proc_role)(intptr_t)arg;
-	if (w.peer[role] != l)
-		return;
-	w.peer[role] = NULL;
-	link_free(l);
-	gatewayd_ops.on_peer_down(&w, role);
-}
-
-static void send_result(uint64_t id, Ipc__Result *r)
-{
-	link_send_pb(fake_stor, MSG_RESULT, id, &r->base);
-}
-
-static void fake_raft_msg(struct link *l, const struct msg_hdr *hdr,
-			  const uint8_t *body, int fd, void *arg)
-{
-	(void)l;
-	(void)fd;
-	(void)arg;
-	if (hdr->type == MSG_READINDEX) {
-		n_readindex++;
-		if (hold_readindex) {
-			held_ri[n_held_ri++] = hdr->id;
-			return;
-		}
-		Ipc__ReadIndexResp r = IPC__READ_INDEX_RESP__INIT;
-		r.index = 7;
-		link_send_pb(fake_raft, MSG_READINDEX_RESP, hdr->id, &r.base);
-		return;
-	}
-	if (hdr->type != MSG_PROPOSE)
-		return;
-	n_propose++;
-	Etcdserverpb__InternalRaftRequest *irr =
-		etcdserverpb__internal_raft_request__unpack(NULL, hdr->len, body);
-	assert(irr);
-	CHECK(irr->header && irr->header->id == hdr->id && irr->id == hdr->id,
-	      "proposal IDs");
-	CHECK(hdr->id >> 48 == (MEMBER & 0xffff), "request ID prefix");
-	if (!drop_proposals) {
-		/* Committed and applied at once: storaged answers. */
-		Ipc__Result r = IPC__RESULT__INIT;
-		Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-		Etcdserverpb__PutResponse pr = ETCDSERVERPB__PUT_RESPONSE__INIT;
-		Etcdserverpb__TxnResponse tr = ETCDSERVERPB__TXN_RESPONSE__INIT;
-		Ipc__Error e = IPC__ERROR__INIT;
-		h.revision = ++revision;
-		if (irr->put && irr->put->lease == 99) {
-			e.code = 5;
-			e.message = "etcdserver: requested lease not found";
-			r.error = &e;
-		} else if (irr->put) {
-			pr.header = &h;
-			r.response_case = IPC__RESULT__RESPONSE_PUT;
-			r.put = &pr;
-		} else if (irr->txn) {
-			tr.header = &h;
-			tr.succeeded = 1;
-			r.response_case = IPC__RESULT__RESPONSE_TXN;
-			r.txn = &tr;
-		}
-		send_result(hdr->id, &r);
-	}
-	etcdserverpb__internal_raft_request__free_unpacked(irr, NULL);
-}
-
-static void fake_stor_msg(struct link *l, const struct msg_hdr *hdr,
-			  const uint8_t *body, int fd, void *arg)
-{
-	(void)l;
-	(void)fd;
-	(void)arg;
-	if (hdr->type != MSG_QUERY)
-		return;
-	n_query++;
-	Ipc__Query *q = ipc__query__unpack(NULL, hdr->len, body);
-	assert(q);
-	Ipc__Result r = IPC__RESULT__INIT;
-	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-	Etcdserverpb__RangeResponse rr = ETCDSERVERPB__RANGE_RESPONSE__INIT;
-	Etcdserverpb__MemberListResponse ml = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
-	Etcdserverpb__StatusResponse st = ETCDSERVERPB__STATUS_RESPONSE__INIT;
-	Mvccpb__KeyValue kv = MVCCPB__KEY_VALUE__INIT, *kvs[] = { &kv };
-	Etcdserverpb__Member m = ETCDSERVERPB__MEMBER__INIT, *ms[] = { &m };
-	char *purl[] = { "http://127.0.0.1:2380" };
-	h.revision = revision;
-	switch (q->query_case) {
-	case IPC__QUERY__QUERY_RANGE:
-		/* Linearizable reads come at the read index, others at 0. */
-		CHECK(q->min_applied == (q->range->serializable ? 0u : 7u),
-		      "min_applied %llu", (unsigned long long)q->min_applied);
-		rr.header = &h;
-		if (q->range->key.len == 3 && !memcmp(q->range->key.data, "foo", 3)) {
-			kv.key = q->range->key;
-			kv.value.data = (uint8_t *)"bar";
-			kv.value.len = 3;
-			kv.create_revision = kv.mod_revision = 2;
-			kv.version = 1;
-			rr.kvs = kvs;
-			rr.n_kvs = 1;
-			rr.count = 1;
-		}
-		r.response_case = IPC__RESULT__RESPONSE_RANGE;
-		r.range = &rr;
-		break;
-	case IPC__QUERY__QUERY_MEMBER_LIST:
-		m.id = MEMBER;
-		m.name = "m1";
-		m.peerurls = purl;
-		m.n_peerurls = 1;
-		ml.header = NULL; /* gatewayd makes one */
-		ml.members = ms;
-		ml.n_members = 1;
-		r.response_case = IPC__RESULT__RESPONSE_MEMBER_LIST;
-		r.member_list = &ml;
-		break;
-	case IPC__QUERY__QUERY_STATUS:
-		st.header = &h;
-		st.dbsize = 20480;
-		st.raftappliedindex = 5;
-		st.dbsizeinuse = 16384;
-		r.response_case = IPC__RESULT__RESPONSE_STATUS;
-		r.status = &st;
-		break;
-	default:
-		break;
-	}
-	send_result(hdr->id, &r);
-	ipc__query__free_unpacked(q, NULL);
-}
-
-static void fake_close(struct link *l, void *arg)
-{
-	(void)l;
-	(void)arg;
-}
-
-static void connect_peer(enum proc_role role)
-{
-	int sp[2];
-	assert(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0);
-	w.peer[role] = link_new(base, sp[0], proc_name(role), 0, gw_link_msg,
-				gw_link_close, (void *)(intptr_t)role);
-	struct link *f = link_new(base, sp[1], "fake", 0,
-				  role == PROC_RAFTD ? fake_raft_msg : fake_stor_msg,
-				  fake_close, NULL);
-	if (role == PROC_RAFTD)
-		fake_raft = f;
-	else
-		fake_stor = f;
-}
-
-static void send_raft_state(uint64_t leader)
-{
-	Ipc__RaftState s = IPC__RAFT_STATE__INIT;
-	s.term = 2;
-	s.leader = leader;
-	s.commit = 5;
-	link_send_pb(fake_raft, MSG_RAFT_STATE, 0, &s.base);
-}
-
-static int listen_tcp(int *ret_port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t alen = sizeof(a);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert(fd >= 0);
-	assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-	assert(listen(fd, 64) == 0);
-	assert(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
-	*ret_port = ntohs(a.sin_port);
-	return fd;
-}
-
-/* One HTTP exchange, run in the shared loop until answered. */
-struct exchange {
-	int done;
-	int status;
-	char body[8192];
-	char ctype[128];
-	char cors[64];
-	char grpc_ct[64];
-	struct evhttp_connection *evcon;
-};
-
-static void on_response(struct evhttp_request *req, void *arg)
-{
-	struct exchange *x = arg;
-	x->done = 1;
-	if (!req) {
-		x->status = -1;
-		return;
-	}
-	x->status = evhttp_request_get_response_code(req);
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	size_t n = evbuffer_get_length(in);
-	if (n >= sizeof(x->body))
-		n = sizeof(x->body) - 1;
-	evbuffer_remove(in, x->body, n);
-	x->body[n] = 0;
-	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-	const char *v;
-	if ((v = evhttp_find_header(h, "Content-Type")))
-		snprintf(x->ctype, sizeof(x->ctype), "%s", v);
-	if ((v = evhttp_find_header(h, "Access-Control-Allow-Origin")))
-		snprintf(x->cors, sizeof(x->cors), "%s", v);
-	if ((v = evhttp_find_header(h, "Grpc-Metadata-Content-Type")))
-		snprintf(x->grpc_ct, sizeof(x->grpc_ct), "%s", v);
-}
-
-static void start(struct exchange *x, int port, enum evhttp_cmd_type m,
-		  const char *path, const char *body, size_t blen)
-{
-	memset(x, 0, sizeof(*x));
-	x->evcon = evhttp_connection_base_new(base, NULL, "127.0.0.1",
-					      (unsigned short)port);
-	struct evhttp_request *req = evhttp_request_new(on_response, x);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", "x");
-	if (body)
-		evbuffer_add(evhttp_request_get_output_buffer(req), body, blen);
-	evhttp_make_request(x->evcon, req, m, path);
-}
-
-static void finish(struct exchange *x)
-{
-	while (!x->done)
-		event_base_loop(base, EVLOOP_ONCE);
-	evhttp_connection_free(x->evcon);
-}
+#include "harness.h"
 
 static struct exchange X;
-
-static struct exchange *http(enum evhttp_cmd_type m, const char *path,
-			     const char *body)
-{
-	start(&X, client_port, m, path, body, body ? strlen(body) : 0);
-	finish(&X);
-	return &X;
-}
-
-#define EXPECT(x, st, b)                                                       \
-	do {                                                                   \
-		CHECK((x)->status == (st) && strcmp((x)->body, (b)) == 0,     \
-		      "got %d %s\n  want %d %s", (x)->status, (x)->body, (st), \
-		      (b));                                                    \
-	} while (0)
-
-#define HDR "{\"cluster_id\":\"12410818744834998058\",\"member_id\":\"7762430959550141699\""
 
 static void test_routes(void)
 {
@@ -331,9 +33,9 @@ static void test_routes(void)
 	EXPECT(x, 404, "404 page not found\n");
 	x = http(EVHTTP_REQ_GET, "/v2/keys/foo", NULL);
 	EXPECT(x, 404, "404 page not found\n");
-	x = http(EVHTTP_REQ_POST, "/v3/lease/grant", "{}");
-	EXPECT(x, 501, "{\"error\":\"etcdserver: lease/grant is not supported yet\","
-		       "\"message\":\"etcdserver: lease/grant is not supported yet\",\"code\":12}");
+	x = http(EVHTTP_REQ_POST, "/v3/maintenance/alarm", "{}");
+	EXPECT(x, 501, "{\"error\":\"etcdserver: maintenance/alarm is not supported yet\","
+		       "\"message\":\"etcdserver: maintenance/alarm is not supported yet\",\"code\":12}");
 
 	/* The peer port: /version only. */
 	start(&X, peer_port, EVHTTP_REQ_GET, "/version", NULL, 0);
@@ -374,7 +76,6 @@ static void test_kv(void)
 		       "\"message\":\"etcdserver: requested lease not found\",\"code\":5}");
 }
 
-#define ERRBODY(m, c) "{\"error\":\"" m "\",\"message\":\"" m "\",\"code\":" #c "}"
 
 static void test_errors(void)
 {
@@ -537,42 +238,13 @@ static void test_timeouts_and_failures(void)
 
 int main(void)
 {
-	static Ipc__WorkerConfig cfg = IPC__WORKER_CONFIG__INIT;
-	signal(SIGPIPE, SIG_IGN);
-	base = event_base_new();
-	cfg.member_id = MEMBER;
-	cfg.cluster_id = CLUSTER;
-	cfg.election_timeout_ms = 1000;
-	w.base = base;
-	w.role = PROC_GATEWAYD;
-	w.ops = &gatewayd_ops;
-	w.arg = &gw;
-	w.cfg = &cfg;
-	assert(gatewayd_ops.on_start(&w) == 0);
-	connect_peer(PROC_RAFTD);
-	connect_peer(PROC_STORAGED);
-	send_raft_state(MEMBER);
-
-	Ipc__Listener li = IPC__LISTENER__INIT;
-	li.url = "http://127.0.0.1:0";
-	gatewayd_ops.on_listener(&w, &li, listen_tcp(&client_port));
-	li.peer = 1;
-	gatewayd_ops.on_listener(&w, &li, listen_tcp(&peer_port));
-
+	harness_init();
 	test_routes();
 	test_kv();
 	test_errors();
 	test_readindex_batching();
 	test_health();
 	test_timeouts_and_failures();
-
-	gatewayd_ops.on_stop(&w);
-	link_free(w.peer[PROC_RAFTD]);
-	link_free(w.peer[PROC_STORAGED]);
-	link_free(fake_raft);
-	link_free(fake_stor);
-	event_base_free(base);
-	if (failures)
-		fprintf(stderr, "%d failures\n", failures);
+	harness_done();
 	return failures ? 1 : 0;
 }
