@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "apply.h"
+#include "lease.h"
 #include "raft_internal.pb-c.h"
 
 void apply_set_error(Ipc__Result *res, struct arena *a, int err)
@@ -44,9 +45,15 @@ static int apply_request(struct mvcc *m,
 	} else if (r->compaction) {
 		res->response_case = IPC__RESULT__RESPONSE_COMPACTION;
 		err = mvcc_compact(m, r->compaction, a, &res->compaction);
+	} else if (r->lease_grant) {
+		res->response_case = IPC__RESULT__RESPONSE_LEASE_GRANT;
+		err = lessor_grant(m, r->lease_grant, a, &res->lease_grant);
+	} else if (r->lease_revoke) {
+		res->response_case = IPC__RESULT__RESPONSE_LEASE_REVOKE;
+		err = lessor_revoke(m, r->lease_revoke, a, &res->lease_revoke);
 	} else {
-		/* Leases come with the lessor; until then they are refused
-		 * consistently on every member. */
+		/* Refused consistently on every member (lease checkpoints
+		 * and auth come later). */
 		err = -MVCC_EUNSUPPORTED;
 	}
 	if (err < 0 && !is_etcd_error(err))

@@ -212,7 +212,8 @@ int ki_tombstone(struct ki_node *n, int64_t main, uint32_t sub)
 }
 
 int ki_restore(struct keyindex *ki, const uint8_t *key, size_t len,
-	       const struct kirev *rev, int64_t create, int64_t ver)
+	       const struct kirev *rev, int64_t create, int64_t ver,
+	       struct ki_node **ret_node)
 {
 	struct ki_node *n = node_get(ki, key, len);
 	if (!n)
@@ -224,6 +225,8 @@ int ki_restore(struct keyindex *ki, const uint8_t *key, size_t len,
 	}
 	n->create = rev->tomb ? 0 : create;
 	n->ver = rev->tomb ? 0 : ver;
+	if (ret_node)
+		*ret_node = n;
 	return 0;
 }
 

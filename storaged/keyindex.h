@@ -23,6 +23,8 @@ struct ki_node {
 	uint32_t nrevs, caprevs;
 	int64_t create;     /* create revision of the live generation */
 	int64_t ver;        /* version of the live generation; 0 when deleted */
+	int64_t lease;      /* lease of the live value; 0: none (lessor's) */
+	uint32_t lease_slot; /* index in that lease's key list (lessor's) */
 	uint32_t keylen;
 	uint32_t level;
 	uint8_t *key;       /* points past next[level], in the same allocation */
@@ -62,10 +64,12 @@ int ki_put(struct keyindex *ki, const uint8_t *key, size_t len, int64_t main,
 int ki_tombstone(struct ki_node *n, int64_t main, uint32_t sub);
 /*
  * Rebuild at start: a revision read from the store, given in revision order,
- * with the create revision and version stored in its key-value.
+ * with the create revision and version stored in its key-value. *ret_node
+ * (may be NULL) is the key's node.
  */
 int ki_restore(struct keyindex *ki, const uint8_t *key, size_t len,
-	       const struct kirev *rev, int64_t create, int64_t ver);
+	       const struct kirev *rev, int64_t create, int64_t ver,
+	       struct ki_node **ret_node);
 
 /*
  * The revision holding n's value at revision at: 0 and *ret_rev set if the

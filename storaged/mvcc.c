@@ -46,6 +46,18 @@ void mvcc_strerror(int err, uint32_t *ret_code, const char **ret_msg)
 		code = 12;
 		msg = "etcdserver: request not supported by this member yet";
 		break;
+	case MVCC_ELEASEEXISTS:
+		code = 9;
+		msg = "etcdserver: lease already exists";
+		break;
+	case MVCC_ETTLTOOLARGE:
+		code = 11;
+		msg = "etcdserver: too large lease TTL";
+		break;
+	case MVCC_ETOOMANYLEASES:
+		code = 8;
+		msg = "etcdserver: too many leases";
+		break;
 	case ENOMEM:
 		code = 8;
 		msg = "etcdserver: out of memory";
@@ -165,10 +177,13 @@ static int restore_index(struct mvcc *m, int64_t *ret_maxrev)
 			ret = -EINVAL;
 			break;
 		}
+		struct ki_node *node;
 		ret = ki_restore(m->ki, kv->key.data, kv->key.len, &rev,
-				 kv->create_revision, kv->version);
+				 kv->create_revision, kv->version, &node);
 		if (ret < 0)
 			break;
+		/* Attached to its lease by lessor_open once leases are read. */
+		node->lease = rev.tomb ? 0 : kv->lease;
 		if (rev.main > maxrev)
 			maxrev = rev.main;
 		if (a.total > (4u << 20))
@@ -250,6 +265,9 @@ static int load_state(struct mvcc *m)
 	}
 	if (m->compact_rev > m->rev)
 		m->rev = m->compact_rev;
+	m->live_keys = 0;
+	for (const struct ki_node *n = ki_seek(m->ki, NULL, 0); n; n = ki_next(n))
+		m->live_keys += n->ver > 0;
 	return 0;
 }
 
@@ -287,6 +305,10 @@ int mvcc_open(const char *path, const struct mvcc_options *opt,
 		set_err(ret_err, "cannot read members", strerror(-ret));
 		goto fail;
 	}
+	if ((ret = lessor_open(m)) < 0) {
+		set_err(ret_err, "cannot read leases", strerror(-ret));
+		goto fail;
+	}
 	*ret_m = m;
 	return 0;
 fail:
@@ -318,7 +340,9 @@ void mvcc_close(struct mvcc *m)
 	if (m->cache)
 		rocksdb_cache_destroy(m->cache);
 	members_clear(m);
+	lessor_free(m);
 	ki_free(m->ki);
+	free(m->chg);
 	arena_done(&m->pend_arena);
 	free(m->pend);
 	free(m->keep);
@@ -345,6 +369,11 @@ int64_t mvcc_compact_rev(const struct mvcc *m)
 size_t mvcc_key_count(const struct mvcc *m)
 {
 	return ki_count(m->ki);
+}
+
+size_t mvcc_live_keys(const struct mvcc *m)
+{
+	return m->live_keys;
 }
 
 int mvcc_sync(struct mvcc *m)

@@ -33,6 +33,9 @@ enum {
 	MVCC_ELEASENOTFOUND,  /* 5 requested lease not found */
 	MVCC_ETOOLARGE,       /* 8 the answer is larger than a frame */
 	MVCC_EUNSUPPORTED,    /* 12 a request this version does not serve */
+	MVCC_ELEASEEXISTS,    /* 9 lease already exists */
+	MVCC_ETTLTOOLARGE,    /* 11 too large lease TTL */
+	MVCC_ETOOMANYLEASES,  /* 8 our limit on leases */
 };
 
 /*
@@ -61,6 +64,8 @@ int64_t mvcc_rev(const struct mvcc *m);
 /* The last compaction's revision, -1 if none yet. */
 int64_t mvcc_compact_rev(const struct mvcc *m);
 size_t mvcc_key_count(const struct mvcc *m);
+/* Keys that exist now (etcd's keys_total: deleted ones do not count). */
+size_t mvcc_live_keys(const struct mvcc *m);
 
 /* Writes the RocksDB WAL to disk and syncs it (for durable_index). */
 int mvcc_sync(struct mvcc *m);
@@ -94,6 +99,61 @@ int mvcc_txn(struct mvcc *m, const Etcdserverpb__TxnRequest *r,
 	     struct arena *a, Etcdserverpb__TxnResponse **ret);
 int mvcc_compact(struct mvcc *m, const Etcdserverpb__CompactionRequest *r,
 		 struct arena *a, Etcdserverpb__CompactionResponse **ret);
+
+/*
+ * A write of the last committed batch, as the watch hub turns it into an
+ * event: a put (kv: the packed mvccpb.KeyValue written) or a delete of key.
+ * prev_main > 0 names the revision holding the key's value before the write.
+ */
+struct mvcc_change {
+	int64_t main;
+	uint32_t sub;
+	uint32_t del;
+	const uint8_t *key; /* in the store's batch memory */
+	uint32_t klen;
+	uint32_t kvlen;
+	const uint8_t *kv;  /* put only; in the store's batch memory */
+	int64_t prev_main;
+	uint32_t prev_sub;
+};
+
+/*
+ * The writes of the last batch in revision order (valid from its commit
+ * until the next mvcc_batch_begin).
+ */
+const struct mvcc_change *mvcc_changes(const struct mvcc *m, size_t *ret_n);
+
+/* The key-value stored at revision (main, sub), unpacked into a; -ENOENT if
+ * it is not stored (compacted). */
+int mvcc_kv_rev(struct mvcc *m, int64_t main, uint32_t sub, struct arena *a,
+		Mvccpb__KeyValue **ret);
+/* The value key had just before revision rev (etcd's prev_kv of an event at
+ * rev), unpacked into a; -ENOENT if the key did not exist or is compacted. */
+int mvcc_kv_before(struct mvcc *m, const uint8_t *key, size_t klen,
+		   int64_t rev, struct arena *a, Mvccpb__KeyValue **ret);
+
+/* A stored revision, as the watch hub reads history. */
+struct mvcc_rec {
+	int64_t main;
+	uint32_t sub;
+	int tomb;
+	const uint8_t *kv; /* packed mvccpb.KeyValue; borrowed for the call */
+	size_t kvlen;
+};
+
+/*
+ * Reads stored revisions in order, from (*pos_main, *pos_sub) up to main
+ * revision upto, at most max of them, calling fn for each (a non-zero
+ * return of fn stops the scan and is returned). Outside a batch only.
+ * *pos is left at the revision after the last one read. Returns 1 when
+ * everything up to upto was read, 0 when max stopped it, or -errno.
+ */
+int mvcc_scan(struct mvcc *m, int64_t *pos_main, uint32_t *pos_sub,
+	      int64_t upto, size_t max,
+	      int (*fn)(const struct mvcc_rec *r, void *arg), void *arg);
+
+/* Revisions the compactions removed from the store, in total since open. */
+uint64_t mvcc_compacted_keys(const struct mvcc *m);
 
 /*
  * The members column family: member ID -> packed etcdserverpb.Member.

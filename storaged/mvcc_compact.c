@@ -97,6 +97,7 @@ int mvcc_compact_physical(struct mvcc *m, int64_t rev)
 	m->keep = NULL;
 	m->nkeep = m->capkeep = 0;
 
+	m->compacted_keys += n;
 	if (n > 0) {
 		/* Drop the deleted versions from the files, so the space is
 		 * really freed, as bbolt's defrag would after etcd's compaction. */

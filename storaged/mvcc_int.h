@@ -1,8 +1,7 @@
 /*
- * What the files of the MVCC store share (mvcc.c, mvcc_kv.c, mvcc_txn.c,
- * mvcc_compact.c, members.c): the store's state, the on-disk encoding of
- * revisions, and the write transaction that gives writes their revisions.
- * Nothing outside storaged/mvcc*.c and members.c includes this.
+ * What the files of the MVCC store share (mvcc*.c, members.c, lease*.c):
+ * the store's state, the on-disk encoding of revisions, and the write
+ * transaction that gives writes their revisions. Nothing else includes this.
  */
 #ifndef STORAGED_MVCC_INT_H
 #define STORAGED_MVCC_INT_H
@@ -18,7 +17,7 @@ enum mvcc_cf {
 	CF_KEY,         /* revision -> packed mvccpb.KeyValue */
 	CF_META,        /* applied index, current and compacted revisions */
 	CF_MEMBERS,     /* member ID (8 bytes BE) -> packed etcdserverpb.Member */
-	CF_LEASE,       /* lease ID -> lease (reserved) */
+	CF_LEASE,       /* lease ID (8 bytes BE) -> TTL (8 bytes BE) */
 	CF_MAX
 };
 
@@ -82,6 +81,15 @@ struct mvcc {
 
 	struct member_rec *members; /* sorted by id */
 	size_t nmembers;
+
+	struct lessor *ls;
+
+	/* The writes of the last batch, for the watch hub (keys in
+	 * pend_arena, which is cleared when the next batch begins). */
+	struct mvcc_change *chg;
+	size_t nchg, capchg;
+	uint64_t compacted_keys;
+	size_t live_keys;       /* keys whose latest revision is not a delete */
 };
 
 /* A revision as etcd stores it: 8 bytes BE main, '_', 8 bytes BE sub, 't'
@@ -215,6 +223,14 @@ int mvcc_delete_in(struct mvcc *m, struct wtxn *t,
 		   Etcdserverpb__DeleteRangeResponse **ret);
 /* Whether lease id exists (0, "no lease", always does). */
 int mvcc_lease_exists(struct mvcc *m, int64_t id);
+
+/* The lessor's part of the store (lease.c). At open, after the index:
+ * loads the leases and attaches the keys whose node->lease names one. */
+int lessor_open(struct mvcc *m);
+void lessor_free(struct mvcc *m);
+/* Node n's live value now has lease id (0: none): moves n between the
+ * leases' key sets. A lease that does not exist is recorded as none. */
+int lessor_attach(struct mvcc *m, struct ki_node *n, int64_t id);
 
 /* Meta values, 8 bytes big-endian. */
 int meta_get(struct mvcc *m, const char *name, int64_t *ret);

@@ -16,6 +16,9 @@ int mvcc_batch_begin(struct mvcc *m)
 	m->in_batch = 1;
 	rocksdb_writebatch_clear(m->wb);
 	m->npend = 0;
+	m->nchg = 0;
+	/* Kept until now: the last batch's changes point into it. */
+	arena_clear(&m->pend_arena);
 	m->phys_compact = 0;
 	return 0;
 }
@@ -35,7 +38,6 @@ int mvcc_batch_commit(struct mvcc *m)
 	rocksdb_write(m->db, m->wo, m->wb, &err);
 	rocksdb_writebatch_clear(m->wb);
 	m->npend = 0;
-	arena_clear(&m->pend_arena);
 	m->in_batch = 0;
 	if (err) {
 		rocksdb_free(err);
@@ -244,6 +246,38 @@ static int pending_push(struct mvcc *m, const struct kirev *r,
 	return 0;
 }
 
+const struct mvcc_change *mvcc_changes(const struct mvcc *m, size_t *ret_n)
+{
+	*ret_n = m->in_batch ? 0 : m->nchg;
+	return m->chg;
+}
+
+/* Records a write for the watch hub; key is copied into the batch memory. */
+static int change_push(struct mvcc *m, const struct kirev *rev,
+		       const uint8_t *key, size_t klen, const uint8_t *kv,
+		       size_t kvlen, const struct kirev *prev)
+{
+	if (m->nchg == m->capchg) {
+		size_t cap = m->capchg ? m->capchg * 2 : 256;
+		struct mvcc_change *c = realloc(m->chg, cap * sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		m->chg = c;
+		m->capchg = cap;
+	}
+	struct mvcc_change *c = &m->chg[m->nchg++];
+	c->main = rev->main;
+	c->sub = rev->sub;
+	c->del = rev->tomb;
+	c->key = klen ? arena_memdup(&m->pend_arena, key, klen) : NULL;
+	c->klen = (uint32_t)klen;
+	c->kv = kv;
+	c->kvlen = (uint32_t)kvlen;
+	c->prev_main = prev ? prev->main : 0;
+	c->prev_sub = prev ? prev->sub : 0;
+	return 0;
+}
+
 void wtxn_begin(struct mvcc *m, struct wtxn *t)
 {
 	t->begin = m->rev;
@@ -264,6 +298,13 @@ int wtxn_put(struct mvcc *m, struct wtxn *t, const uint8_t *key, size_t klen,
 	int ret = ki_put(m->ki, key, klen, rev.main, rev.sub, &n);
 	if (ret < 0)
 		return ret;
+	/* A put inside a live generation replaces the revision before it. */
+	const struct kirev *prev = n->create != rev.main && n->nrevs > 1
+					   ? &n->revs[n->nrevs - 2] : NULL;
+	if ((ret = lessor_attach(m, n, lease)) < 0)
+		return ret;
+	if (n->ver == 1)
+		m->live_keys++;
 
 	Mvccpb__KeyValue kv = MVCCPB__KEY_VALUE__INIT;
 	kv.key.data = (uint8_t *)key;
@@ -278,7 +319,8 @@ int wtxn_put(struct mvcc *m, struct wtxn *t, const uint8_t *key, size_t klen,
 	uint8_t *buf = arena_alloc(&m->pend_arena, len);
 	mvccpb__key_value__pack(&kv, buf);
 	/* Key-values are kept for reads later in this batch. */
-	if ((ret = pending_push(m, &rev, buf, len)) < 0)
+	if ((ret = pending_push(m, &rev, buf, len)) < 0 ||
+	    (ret = change_push(m, &rev, key, klen, buf, len, prev)) < 0)
 		return ret;
 
 	uint8_t k[REVKEY_MAX];
@@ -301,6 +343,11 @@ int wtxn_delete(struct mvcc *m, struct wtxn *t, const struct krange *r,
 		int ret = ki_tombstone(node, rev.main, rev.sub);
 		if (ret < 0)
 			return ret;
+		m->live_keys--;
+		if ((ret = lessor_attach(m, node, 0)) < 0 ||
+		    (ret = change_push(m, &rev, node->key, node->keylen, NULL,
+				       0, &m->hits[i].rev)) < 0)
+			return ret;
 		/* etcd stores a tombstone as a key-value with the key alone. */
 		Mvccpb__KeyValue kv = MVCCPB__KEY_VALUE__INIT;
 		kv.key.data = node->key;
@@ -318,9 +365,3 @@ int wtxn_delete(struct mvcc *m, struct wtxn *t, const struct krange *r,
 	return 0;
 }
 
-int mvcc_lease_exists(struct mvcc *m, int64_t id)
-{
-	(void)m;
-	/* No lessor yet: only "no lease" exists. */
-	return id == 0;
-}

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lease.h"
 #include "query.h"
 
 static Etcdserverpb__ResponseHeader *header_new(struct arena *a, int64_t rev)
@@ -77,6 +78,21 @@ int query_answer(const struct query_ctx *c, const Ipc__Query *q,
 		break;
 	case IPC__QUERY__QUERY_STATUS:
 		err = answer_status(c, a, res);
+		break;
+	case IPC__QUERY__QUERY_LEASE_TIME_TO_LIVE:
+		res->response_case = IPC__RESULT__RESPONSE_LEASE_TIME_TO_LIVE;
+		err = lessor_time_to_live(c->m, q->lease_time_to_live, a,
+					  &res->lease_time_to_live);
+		break;
+	case IPC__QUERY__QUERY_LEASE_LEASES:
+		res->response_case = IPC__RESULT__RESPONSE_LEASE_LEASES;
+		err = lessor_leases(c->m, a, &res->lease_leases);
+		break;
+	case IPC__QUERY__QUERY_LEASE_KEEP_ALIVE:
+		/* The caller holds keepalives until this member leads. */
+		res->response_case = IPC__RESULT__RESPONSE_LEASE_KEEP_ALIVE;
+		err = lessor_keep_alive(c->m, q->lease_keep_alive, a,
+					&res->lease_keep_alive);
 		break;
 	default:
 		err = -MVCC_EUNSUPPORTED;

@@ -1,5 +1,6 @@
 /*
- * Reads from gatewayd (ipc.Query): range, member list and status, answered
+ * Reads from gatewayd (ipc.Query): range, member list, status and the
+ * lessor's queries (time to live, leases, keepalive), answered
  * once the store has applied the query's min_applied. Queries that must wait
  * sit in a bounded queue.
  */

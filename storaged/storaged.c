@@ -1,8 +1,10 @@
 /*
- * storaged: applies committed Raft entries to the MVCC store (RocksDB) and
- * answers reads. Peers: raftd (MSG_APPLY in, MSG_APPLIED out), gatewayd
- * (MSG_QUERY in, MSG_RESULT out for queries and for the proposals this
- * member made).
+ * storaged: applies committed Raft entries to the MVCC store (RocksDB),
+ * answers reads, runs the watch hub and the lessor. Peers: raftd (MSG_APPLY
+ * and MSG_RAFT_STATE in; MSG_APPLIED and the lessor's MSG_PROPOSE out),
+ * gatewayd (MSG_QUERY, MSG_WATCH_* and MSG_METRICS in; MSG_RESULT for
+ * queries and for the proposals this member made, MSG_WATCH_EVENTS and
+ * MSG_METRICS_RESP out).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,25 +14,14 @@
 #include <time.h>
 
 #include "apply.h"
+#include "lease.h"
 #include "log.h"
-#include "mvcc.h"
-#include "query.h"
-#include "worker.h"
+#include "storaged.h"
 
 /* How often applied entries are synced to disk (durable_index). */
 #define SYNC_INTERVAL_MS 100
-
-struct storaged {
-	struct worker *w;
-	struct mvcc *m;
-	struct arena batch;     /* one MSG_APPLY: the entries and results */
-	struct arena qa;        /* one query's answer */
-	uint64_t durable;       /* applied and synced */
-	uint16_t prefix;        /* request IDs this member made start with it */
-	struct event *sync_ev;
-	struct query_queue queue;
-	struct query_ctx qctx;
-};
+/* The most one metrics answer may take. */
+#define METRICS_ARENA_LIMIT (1u << 20)
 
 static struct storaged storaged;
 
@@ -67,6 +58,35 @@ static void answer(uint64_t id, Ipc__Query *q, void *arg)
 	protobuf_c_message_free_unpacked(&q->base, NULL);
 }
 
+static void too_many(struct storaged *st, uint64_t id, Ipc__Query *q)
+{
+	/* etcd's answer when its own request queue is full. */
+	Ipc__Error e = IPC__ERROR__INIT;
+	e.code = 8;
+	e.message = "etcdserver: too many requests";
+	Ipc__Result res = IPC__RESULT__INIT;
+	res.error = &e;
+	worker_send_pb(st->w, PROC_GATEWAYD, MSG_RESULT, id, &res.base);
+	protobuf_c_message_free_unpacked(&q->base, NULL);
+}
+
+/* A query that can be answered now (applied far enough). */
+static void answer_or_hold(uint64_t id, Ipc__Query *q, void *arg)
+{
+	struct storaged *st = arg;
+	/* Only the leader renews (follower forwarding comes with
+	 * clustering): a keepalive waits for this member to lead, and
+	 * gatewayd's deadline ends the wait if that never happens. */
+	if (q->query_case == IPC__QUERY__QUERY_LEASE_KEEP_ALIVE &&
+	    !lessor_primary(st->m)) {
+		if (st->keepalives.n >= KEEPALIVE_WAIT_MAX ||
+		    query_queue_push(&st->keepalives, id, q) < 0)
+			too_many(st, id, q);
+		return;
+	}
+	answer(id, q, st);
+}
+
 static void on_query(struct storaged *st, const struct msg_hdr *hdr,
 		     const uint8_t *body)
 {
@@ -74,20 +94,64 @@ static void on_query(struct storaged *st, const struct msg_hdr *hdr,
 	if (!q)
 		worker_fatal(st->w, "storaged: bad MSG_QUERY from gatewayd");
 	if (q->min_applied <= mvcc_applied(st->m)) {
-		answer(hdr->id, q, st);
+		answer_or_hold(hdr->id, q, st);
 		return;
 	}
-	if (query_queue_push(&st->queue, hdr->id, q) < 0) {
-		/* etcd's answer when its own request queue is full. */
-		Ipc__Error e = IPC__ERROR__INIT;
-		e.code = 8;
-		e.message = "etcdserver: too many requests";
-		Ipc__Result res = IPC__RESULT__INIT;
-		res.error = &e;
-		worker_send_pb(st->w, PROC_GATEWAYD, MSG_RESULT, hdr->id,
-			       &res.base);
-		protobuf_c_message_free_unpacked(&q->base, NULL);
+	if (query_queue_push(&st->queue, hdr->id, q) < 0)
+		too_many(st, hdr->id, q);
+}
+
+static void on_watch(struct storaged *st, const struct msg_hdr *hdr,
+		     const uint8_t *body)
+{
+	switch (hdr->type) {
+	case MSG_WATCH_CREATE: {
+		Ipc__WatchCreate *c = MSG_UNPACK(Ipc__WatchCreate,
+						 ipc__watch_create, body,
+						 hdr->len);
+		if (!c)
+			worker_fatal(st->w, "storaged: bad MSG_WATCH_CREATE");
+		if (whub_create(st->hub, c) < 0)
+			worker_fatal(st->w, "storaged: out of memory");
+		protobuf_c_message_free_unpacked(&c->base, NULL);
+		storaged_watch_kick(st);
+		break;
 	}
+	case MSG_WATCH_CANCEL: {
+		Ipc__WatchCancel *c = MSG_UNPACK(Ipc__WatchCancel,
+						 ipc__watch_cancel, body,
+						 hdr->len);
+		if (!c)
+			worker_fatal(st->w, "storaged: bad MSG_WATCH_CANCEL");
+		whub_cancel(st->hub, c->watchers, c->n_watchers);
+		protobuf_c_message_free_unpacked(&c->base, NULL);
+		break;
+	}
+	default: {
+		Ipc__WatchProgress *p = MSG_UNPACK(Ipc__WatchProgress,
+						   ipc__watch_progress, body,
+						   hdr->len);
+		if (!p)
+			worker_fatal(st->w, "storaged: bad MSG_WATCH_PROGRESS");
+		whub_progress(st->hub, p->watchers, p->n_watchers);
+		protobuf_c_message_free_unpacked(&p->base, NULL);
+		break;
+	}
+	}
+}
+
+static void on_metrics(struct storaged *st, uint64_t id)
+{
+	struct arena a;
+	struct metrics_out o;
+	arena_init(&a, METRICS_ARENA_LIMIT);
+	metrics_out_init(&o, &a);
+	stor_metrics_add(&o, st->m, st->hub, &st->counters);
+	if (worker_send_pb(st->w, PROC_GATEWAYD, MSG_METRICS_RESP, id,
+			   &o.msg.base) < 0)
+		log_debug("etcdserver", "metrics round %llu: gatewayd is gone",
+			  (unsigned long long)id);
+	arena_done(&a);
 }
 
 static double now_ms(void)
@@ -153,15 +217,21 @@ static void on_apply(struct storaged *st, const struct msg_hdr *hdr,
 	if (r < 0)
 		worker_fatal(st->w, "storaged: cannot write to the database: %s",
 			     strerror(-r));
+	double took = now_ms() - t0;
+	metrics_hist_observe(&st->counters.commit, took / 1e3);
 	if (compacted)
 		log_info("mvcc", "finished scheduled compaction at %lld (took %.3fms)",
-			 (long long)compacted, now_ms() - t0);
+			 (long long)compacted, took);
 
-	/* Answer the clients, then tell raftd, then serve waiting reads. */
+	/* Answer the clients, then the watchers, then tell raftd, then serve
+	 * waiting reads. */
 	for (size_t i = 0; i < nout; i++)
 		send_result(st, outs[i].id, outs[i].res, a);
+	if ((r = whub_apply(st->hub)) < 0)
+		worker_fatal(st->w, "storaged: cannot build watch events: %s",
+			     strerror(-r));
 	send_applied(st);
-	query_queue_drain(&st->queue, mvcc_applied(st->m), answer, st);
+	query_queue_drain(&st->queue, mvcc_applied(st->m), answer_or_hold, st);
 	arena_clear(a);
 }
 
@@ -190,18 +260,48 @@ static void on_msg(struct worker *w, enum proc_role from,
 			     proc_name(from));
 	switch (from) {
 	case PROC_RAFTD:
-		if (hdr->type == MSG_APPLY)
+		if (hdr->type == MSG_APPLY) {
 			on_apply(st, hdr, body);
-		else if (hdr->type != MSG_RAFT_STATE)
+		} else if (hdr->type == MSG_RAFT_STATE) {
+			Ipc__RaftState *rs = MSG_UNPACK(Ipc__RaftState,
+							ipc__raft_state, body,
+							hdr->len);
+			if (!rs)
+				worker_fatal(w, "storaged: bad MSG_RAFT_STATE");
+			storaged_raft_state(st, rs);
+			protobuf_c_message_free_unpacked(&rs->base, NULL);
+			/* Keepalives held for leadership. */
+			if (lessor_primary(st->m))
+				query_queue_drain(&st->keepalives, UINT64_MAX,
+						  answer, st);
+		} else if (hdr->type == MSG_PROPOSE_ERR) {
+			/* A revoke that did not make it is proposed again
+			 * after LEASE_RETRY_MS. */
+			log_debug("lease", "revoke proposal %llu failed",
+				  (unsigned long long)hdr->id);
+		} else {
 			log_warn("etcdserver", "ignored %s from raftd",
 				 msg_type_name(hdr->type));
+		}
 		break;
 	case PROC_GATEWAYD:
-		if (hdr->type == MSG_QUERY)
+		switch (hdr->type) {
+		case MSG_QUERY:
 			on_query(st, hdr, body);
-		else
+			break;
+		case MSG_WATCH_CREATE:
+		case MSG_WATCH_CANCEL:
+		case MSG_WATCH_PROGRESS:
+			on_watch(st, hdr, body);
+			break;
+		case MSG_METRICS:
+			on_metrics(st, hdr->id);
+			break;
+		default:
 			log_warn("etcdserver", "ignored %s from gatewayd",
 				 msg_type_name(hdr->type));
+			break;
+		}
 		break;
 	default:
 		log_warn("etcdserver", "ignored %s from %s",
@@ -220,9 +320,13 @@ static void on_peer_up(struct worker *w, enum proc_role role)
 static void on_peer_down(struct worker *w, enum proc_role role)
 {
 	struct storaged *st = w->arg;
-	/* Their answers would go nowhere; gatewayd failed them already. */
-	if (role == PROC_GATEWAYD)
+	/* Their answers would go nowhere; gatewayd failed them already, and
+	 * re-creates its watchers when it is back. */
+	if (role == PROC_GATEWAYD) {
 		query_queue_clear(&st->queue);
+		query_queue_clear(&st->keepalives);
+		whub_clear(st->hub);
+	}
 }
 
 static int on_start(struct worker *w)
@@ -263,10 +367,18 @@ static int on_start(struct worker *w)
 		log_info("mvcc", "restore compact to %lld",
 			 (long long)mvcc_compact_rev(st->m));
 
+	lessor_configure(st->m, cfg->election_timeout_ms,
+			 cfg->heartbeat_interval_ms, NULL);
+	metrics_hist_init_disk(&st->counters.commit);
+	st->hub = whub_new(st->m, storaged_send_events, st);
+	if (!st->hub)
+		worker_fatal(w, "storaged: out of memory");
+
 	st->sync_ev = event_new(w->base, -1, EV_PERSIST, on_sync, st);
 	struct timeval tv = { 0, SYNC_INTERVAL_MS * 1000 };
-	if (!st->sync_ev || event_add(st->sync_ev, &tv) < 0)
-		worker_fatal(w, "storaged: cannot start the sync timer");
+	if (!st->sync_ev || event_add(st->sync_ev, &tv) < 0 ||
+	    storaged_timers_start(st) < 0)
+		worker_fatal(w, "storaged: cannot start the timers");
 	return 0;
 }
 
@@ -277,6 +389,7 @@ static void on_stop(struct worker *w)
 		event_free(st->sync_ev);
 		st->sync_ev = NULL;
 	}
+	storaged_timers_stop(st);
 	if (st->m && mvcc_applied(st->m) > st->durable && mvcc_sync(st->m) == 0)
 		st->durable = mvcc_applied(st->m);
 }
@@ -296,6 +409,9 @@ int storaged_main(int argc, char **argv)
 	arena_init(&st->qa, 0);
 	int code = worker_run(PROC_STORAGED, &ops, st, argc, argv);
 	query_queue_clear(&st->queue);
+	query_queue_clear(&st->keepalives);
+	whub_free(st->hub);
+	st->hub = NULL;
 	mvcc_close(st->m);
 	st->m = NULL;
 	arena_done(&st->batch);

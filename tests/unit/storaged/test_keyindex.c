@@ -93,15 +93,15 @@ static void test_restore(void)
 {
 	struct keyindex *ki = ki_new();
 	struct kirev r1 = { 3, 0, 0 }, r2 = { 5, 1, 0 }, r3 = { 7, 0, 1 };
-	CHECK(ki_restore(ki, (const uint8_t *)"k", 1, &r1, 2, 4) == 0);
-	CHECK(ki_restore(ki, (const uint8_t *)"k", 1, &r2, 2, 5) == 0);
+	CHECK(ki_restore(ki, (const uint8_t *)"k", 1, &r1, 2, 4, NULL) == 0);
+	CHECK(ki_restore(ki, (const uint8_t *)"k", 1, &r2, 2, 5, NULL) == 0);
 	struct ki_node *n = find(ki, "k");
 	CHECK_EQ(n->create, 2);
 	CHECK_EQ(n->ver, 5);
 	/* A put continues the restored generation. */
 	n = put(ki, "k", 6);
 	CHECK_EQ(n->ver, 6);
-	CHECK(ki_restore(ki, (const uint8_t *)"k", 1, &r3, 0, 0) == 0);
+	CHECK(ki_restore(ki, (const uint8_t *)"k", 1, &r3, 0, 0, NULL) == 0);
 	CHECK_EQ(n->ver, 0);
 	CHECK_EQ(get(ki, "k", 7), 0);
 	CHECK_EQ(get(ki, "k", 5), 5);

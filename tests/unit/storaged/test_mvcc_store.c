@@ -295,11 +295,11 @@ static void test_bad_entries(void)
 	/* Skipped, but counted: raftd will not resend it. */
 	CHECK_EQ(mvcc_applied(m), 1);
 
-	/* Lease requests wait for the lessor: refused, consistently. */
-	Etcdserverpb__LeaseGrantRequest g = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
-	g.ttl = 10;
+	/* Lease checkpoints are not served yet: refused, consistently. */
+	Etcdserverpb__LeaseCheckpointRequest c =
+		ETCDSERVERPB__LEASE_CHECKPOINT_REQUEST__INIT;
 	Etcdserverpb__InternalRaftRequest r = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
-	r.lease_grant = &g;
+	r.lease_checkpoint = &c;
 	res = apply_req(&r);
 	CHECK(res && res->error && res->error->code == 12);
 	store_destroy();

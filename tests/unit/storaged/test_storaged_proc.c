@@ -3,7 +3,11 @@
  * link on fd 3 and links to a fake raftd and gatewayd over real socketpairs,
  * then checks the handshake, MSG_APPLIED at link-up and after sync, results
  * for this member's proposals only, queries waiting for min_applied,
- * member list and status, and a restart that resumes at the applied index.
+ * member list and status, and a restart that resumes at the applied index;
+ * then watch frames (created, live events, history), lease grant and put
+ * with a lease, lease queries (a keepalive held until this member leads),
+ * metrics, and the leader's revoke proposal of an expired lease, whose
+ * apply deletes the key for the watchers without a result for gatewayd.
  */
 #include <signal.h>
 #include <sys/socket.h>
@@ -279,6 +283,215 @@ static void send_query(uint64_t id, uint64_t min_applied, int what)
 	CHECK(link_send_pb(gw.l, MSG_QUERY, id, &q.base) == 0);
 }
 
+/* The next frame of type from p, skipping others (MSG_APPLIED ticks). */
+static struct frame *next_of(struct peer *p, uint16_t type)
+{
+	for (;;) {
+		struct frame *f = next_frame(p);
+		if (f->hdr.type == type)
+			return f;
+		frame_free(f);
+	}
+}
+
+static void send_entries(Raftpb__Entry **ep, size_t n)
+{
+	Ipc__ApplyBatch b = IPC__APPLY_BATCH__INIT;
+	b.entries = ep;
+	b.n_entries = n;
+	CHECK(link_send_pb(raft.l, MSG_APPLY, 0, &b.base) == 0);
+}
+
+/* An entry holding r (bytes malloc'd into e). */
+static void req_entry(Raftpb__Entry *e, uint64_t index,
+		      Etcdserverpb__InternalRaftRequest *r)
+{
+	raftpb__entry__init(e);
+	e->index = index;
+	e->term = 2;
+	e->data.len = etcdserverpb__internal_raft_request__get_packed_size(r);
+	e->data.data = malloc(e->data.len);
+	etcdserverpb__internal_raft_request__pack(r, e->data.data);
+}
+
+static void send_watch(uint64_t watcher, const char *key, int64_t start)
+{
+	Etcdserverpb__WatchCreateRequest r = ETCDSERVERPB__WATCH_CREATE_REQUEST__INIT;
+	r.key.data = (uint8_t *)key;
+	r.key.len = strlen(key);
+	r.start_revision = start;
+	Ipc__WatchCreate c = IPC__WATCH_CREATE__INIT;
+	c.watcher = watcher;
+	c.req = &r;
+	CHECK(link_send_pb(gw.l, MSG_WATCH_CREATE, 0, &c.base) == 0);
+}
+
+static Ipc__WatchEvents *expect_events(void)
+{
+	struct frame *f = next_frame(&gw);
+	CHECK_EQ(f->hdr.type, MSG_WATCH_EVENTS);
+	Ipc__WatchEvents *e = MSG_UNPACK(Ipc__WatchEvents, ipc__watch_events,
+					 f->body, f->hdr.len);
+	CHECK(e);
+	frame_free(f);
+	return e;
+}
+
+static void send_lease_query(uint64_t id, int what, int64_t lease)
+{
+	Ipc__Query q = IPC__QUERY__INIT;
+	Etcdserverpb__LeaseTimeToLiveRequest t =
+		ETCDSERVERPB__LEASE_TIME_TO_LIVE_REQUEST__INIT;
+	Etcdserverpb__LeaseKeepAliveRequest k =
+		ETCDSERVERPB__LEASE_KEEP_ALIVE_REQUEST__INIT;
+	Etcdserverpb__LeaseLeasesRequest l = ETCDSERVERPB__LEASE_LEASES_REQUEST__INIT;
+	q.query_case = what;
+	t.id = k.id = lease;
+	t.keys = 1;
+	q.lease_time_to_live = &t;
+	if (what == IPC__QUERY__QUERY_LEASE_KEEP_ALIVE)
+		q.lease_keep_alive = &k;
+	else if (what == IPC__QUERY__QUERY_LEASE_LEASES)
+		q.lease_leases = &l;
+	CHECK(link_send_pb(gw.l, MSG_QUERY, id, &q.base) == 0);
+}
+
+static void test_watch_lease(void)
+{
+	start_child();
+	expect_applied(4, 4);
+
+	/* A watcher of "w" from now (revision 3). */
+	send_watch(1, "w", 0);
+	Ipc__WatchEvents *e = expect_events();
+	CHECK_EQ(e->revision, 3);
+	CHECK(e->n_hits == 1 && e->hits[0]->watcher == 1 && e->hits[0]->created);
+	ipc__watch_events__free_unpacked(e, NULL);
+
+	/* 5: grant lease 9 (TTL 1, raised to 2); 6: put w with it. */
+	Etcdserverpb__LeaseGrantRequest g = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
+	g.id = 9;
+	g.ttl = 1;
+	Etcdserverpb__InternalRaftRequest r = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	r.id = OUR_ID(10);
+	r.lease_grant = &g;
+	Raftpb__Entry e5, e6;
+	req_entry(&e5, 5, &r);
+	Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
+	p.key.data = (uint8_t *)"w";
+	p.key.len = 1;
+	p.lease = 9;
+	r = (Etcdserverpb__InternalRaftRequest)ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	r.id = OUR_ID(11);
+	r.put = &p;
+	req_entry(&e6, 6, &r);
+	Raftpb__Entry *ep[2] = { &e5, &e6 };
+	send_entries(ep, 2);
+	free(e5.data.data);
+	free(e6.data.data);
+	Ipc__Result *res = expect_result(OUR_ID(10));
+	CHECK(res->lease_grant && res->lease_grant->id == 9 &&
+	      res->lease_grant->ttl == 2);
+	CHECK_EQ(res->lease_grant->header->revision, 3);
+	ipc__result__free_unpacked(res, NULL);
+	res = expect_result(OUR_ID(11));
+	CHECK(res->put && !res->error);
+	ipc__result__free_unpacked(res, NULL);
+	e = expect_events();
+	CHECK_EQ(e->revision, 4);
+	CHECK(e->n_events == 1 && e->events[0]->kv->lease == 9);
+	ipc__watch_events__free_unpacked(e, NULL);
+
+	/* Not leader yet: the keepalive waits; the others answer. */
+	send_lease_query(200, IPC__QUERY__QUERY_LEASE_KEEP_ALIVE, 9);
+	send_lease_query(201, IPC__QUERY__QUERY_LEASE_TIME_TO_LIVE, 9);
+	res = expect_result(201);
+	CHECK(res->lease_time_to_live && res->lease_time_to_live->ttl == 2);
+	CHECK_EQ(res->lease_time_to_live->n_keys, 1);
+	ipc__result__free_unpacked(res, NULL);
+	send_lease_query(202, IPC__QUERY__QUERY_LEASE_LEASES, 0);
+	res = expect_result(202);
+	CHECK(res->lease_leases && res->lease_leases->n_leases == 1);
+	ipc__result__free_unpacked(res, NULL);
+
+	/* Leadership: the held keepalive is answered. */
+	Ipc__RaftState rs = IPC__RAFT_STATE__INIT;
+	rs.term = 2;
+	rs.leader = MEMBER_ID;
+	CHECK(link_send_pb(raft.l, MSG_RAFT_STATE, 0, &rs.base) == 0);
+	res = expect_result(200);
+	CHECK(res->lease_keep_alive && res->lease_keep_alive->id == 9 &&
+	      res->lease_keep_alive->ttl == 2);
+	ipc__result__free_unpacked(res, NULL);
+
+	/* History from revision 1 of "w": one message at the current one. */
+	send_watch(2, "w", 1);
+	e = expect_events();
+	CHECK(e->hits[0]->created);
+	ipc__watch_events__free_unpacked(e, NULL);
+	e = expect_events();
+	CHECK_EQ(e->revision, 4);
+	CHECK(e->n_hits == 1 && e->hits[0]->watcher == 2 &&
+	      e->hits[0]->n_events == 1);
+	ipc__watch_events__free_unpacked(e, NULL);
+
+	/* Metrics. */
+	CHECK(link_send(gw.l, MSG_METRICS, 77, NULL, 0) == 0);
+	struct frame *f = next_frame(&gw);
+	CHECK_EQ(f->hdr.type, MSG_METRICS_RESP);
+	CHECK_EQ(f->hdr.id, 77);
+	Ipc__Metrics *mt = MSG_UNPACK(Ipc__Metrics, ipc__metrics, f->body,
+				      f->hdr.len);
+	CHECK(mt);
+	frame_free(f);
+	int seen = 0;
+	for (size_t i = 0; i < mt->n_metrics; i++) {
+		const Ipc__Metric *x = mt->metrics[i];
+		if (!strcmp(x->name, "etcd_debugging_mvcc_watcher_total"))
+			seen += x->value == 2;
+		else if (!strcmp(x->name, "etcd_debugging_lease_granted_total"))
+			seen += x->value == 1;
+		else if (!strcmp(x->name, "etcd_server_proposals_applied_total"))
+			seen += x->value == 6;
+		else if (!strcmp(x->name, "etcd_disk_backend_commit_duration_seconds"))
+			seen += x->count >= 1;
+		else if (!strcmp(x->name, "process_open_fds"))
+			seen += 1;
+	}
+	CHECK_EQ(seen, 5);
+	ipc__metrics__free_unpacked(mt, NULL);
+
+	/* Expiry after its 2 s: a revoke proposed to raftd, under an ID
+	 * that is not this member's. */
+	f = next_of(&raft, MSG_PROPOSE);
+	Etcdserverpb__InternalRaftRequest *rv =
+		etcdserverpb__internal_raft_request__unpack(NULL, f->hdr.len,
+							    f->body);
+	CHECK(rv && rv->lease_revoke && rv->lease_revoke->id == 9);
+	CHECK_EQ(rv->id, f->hdr.id);
+	CHECK((rv->id >> 48) != (MEMBER_ID & 0xffff));
+	frame_free(f);
+	/* Applied: the key goes (both watchers see it), no result. */
+	Raftpb__Entry e7;
+	req_entry(&e7, 7, rv);
+	etcdserverpb__internal_raft_request__free_unpacked(rv, NULL);
+	Raftpb__Entry *ep7[1] = { &e7 };
+	send_entries(ep7, 1);
+	free(e7.data.data);
+	e = expect_events();
+	CHECK_EQ(e->revision, 5);
+	CHECK_EQ(e->n_hits, 2);
+	CHECK(e->n_events == 1 &&
+	      e->events[0]->type == MVCCPB__EVENT__EVENT_TYPE__DELETE);
+	ipc__watch_events__free_unpacked(e, NULL);
+	CHECK(quiet(&gw, 200));
+	send_lease_query(203, IPC__QUERY__QUERY_LEASE_TIME_TO_LIVE, 9);
+	res = expect_result(203);
+	CHECK_EQ(res->lease_time_to_live->ttl, -1);
+	ipc__result__free_unpacked(res, NULL);
+	stop_child();
+}
+
 /* Only the test's own process removes the directory (not a child). */
 static pid_t test_pid;
 
@@ -366,6 +579,7 @@ int main(void)
 	ipc__result__free_unpacked(r, NULL);
 	stop_child();
 
+	test_watch_lease();
 	event_base_free(base);
 	return 0;
 }
