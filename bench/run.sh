@@ -11,6 +11,12 @@
 #   - range : POST /v3/kv/range, one random existing key (linearizable),
 #   each with 1 connection and with 64 connections, WARMUP seconds of warm-up and then
 #   DURATION seconds measured,
+# then the watch fan-out: WATCHERS (100) prefix watches on "key" spread over WATCH_STREAMS
+# (10) POST /v3/watch streams, read by bench/watchcount.c (built here with cc; it counts
+# events without parsing JSON), while the put load runs for DURATION seconds with 64
+# connections: events delivered per second to all watchers, from the start of the load
+# until every watcher has received the last put (so lagging watchers count against the
+# rate), and the p99 of those puts,
 # then writes 100,000 more keys into each (bench/fill.py: individual puts over 64
 # keep-alive connections) and measures each server's total RSS (every
 # process: for ours the supervisor and all its descendants; VmRSS from /proc).
@@ -19,8 +25,8 @@
 #
 # Environment: ETCD_BIN (ours, default build/etcd), REF_BIN (default /usr/bin/etcd),
 # DURATION (10), WARMUP (2), NKEYS (10000), FILL (100000), THREADS (wrk threads for the
-# 64-connection runs and fill processes, default 2). ETCD_BIN=/usr/bin/etcd compares etcd with itself, to
-# check the bench.
+# 64-connection runs and fill processes, default 2), WATCHERS (100), WATCH_STREAMS (10).
+# ETCD_BIN=/usr/bin/etcd compares etcd with itself, to check the bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -34,6 +40,8 @@ WARMUP=${WARMUP:-2}
 NKEYS=${NKEYS:-10000}
 FILL=${FILL:-100000}
 THREADS=${THREADS:-2}
+WATCHERS=${WATCHERS:-100}
+WATCH_STREAMS=${WATCH_STREAMS:-10}
 LUA=$ROOT/bench/kv.lua
 OURS_HOST=127.0.55.1
 REF_HOST=127.0.55.2
@@ -43,9 +51,13 @@ for b in "$OURS" "$REF"; do
 done
 command -v wrk >/dev/null || { echo "bench: wrk is missing (bash tests/install-deps.sh)" >&2; exit 1; }
 command -v curl >/dev/null || { echo "bench: curl is missing" >&2; exit 1; }
+command -v cc >/dev/null || { echo "bench: cc is missing (for bench/watchcount.c)" >&2; exit 1; }
+[ $((WATCHERS % WATCH_STREAMS)) -eq 0 ] ||
+	{ echo "bench: WATCHERS must be a multiple of WATCH_STREAMS" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/etcd-bench.XXXXXX)
 PIDS=()
+HELPER_PID=
 
 descendants() { # pid -> every descendant pid, from /proc/<pid>/task/*/children
 	local c
@@ -57,6 +69,11 @@ descendants() { # pid -> every descendant pid, from /proc/<pid>/task/*/children
 
 stop_all() {
 	local pid all p i
+	if [ -n "$HELPER_PID" ]; then
+		kill -TERM "$HELPER_PID" 2>/dev/null || true
+		wait "$HELPER_PID" 2>/dev/null || true
+		HELPER_PID=
+	fi
 	for pid in "${PIDS[@]}"; do
 		all="$pid $(descendants "$pid" | tr '\n' ' ')"
 		kill -TERM "$pid" 2>/dev/null || true
@@ -126,6 +143,59 @@ fill() { # host prefix total
 	echo "  filled $3 keys on $1 ($r)"
 }
 
+# The watch fan-out: watchcount holds the watches; once they are all created, "GO" on its
+# stdin as the put load starts; when the load is over, a put of key~end, and watchcount
+# stops when every watcher has received it.
+WATCHCOUNT=$WORK/watchcount
+cc -std=gnu11 -O2 -D_GNU_SOURCE -o "$WATCHCOUNT" "$ROOT/bench/watchcount.c" ||
+	{ echo "bench: cannot build bench/watchcount.c" >&2; exit 1; }
+END_KEY=$(printf 'key~end' | base64)
+
+watch_run() { # host -> W_RESULT="<events/s> <put req/s> <put p99 ms> <errors> <sock errors> <closed>"
+	# (a variable, not stdout: a subshell would hide HELPER_PID from the EXIT trap)
+	local host=$1 i res wline
+	local fifo=$WORK/watch.in out=$WORK/watch.out
+	rm -f "$fifo" "$out"
+	mkfifo "$fifo"
+	"$WATCHCOUNT" "$host" key "$WATCH_STREAMS" $((WATCHERS / WATCH_STREAMS)) \
+		<"$fifo" >"$out" 2>"$WORK/watch.err" &
+	HELPER_PID=$!
+	exec 7>"$fifo"
+	for i in $(seq 600); do # up to 60 s for every watch to be created
+		grep -q READY "$out" 2>/dev/null && break
+		kill -0 "$HELPER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! grep -q READY "$out" 2>/dev/null; then
+		echo "bench: the watchers on $host were not created: $(cat "$WORK/watch.err")" >&2
+		exec 7>&-
+		kill -TERM "$HELPER_PID" 2>/dev/null || true
+		wait "$HELPER_PID" 2>/dev/null || true
+		HELPER_PID=
+		W_RESULT="0 0 0 0 0 $WATCH_STREAMS"
+		return
+	fi
+	echo GO >&7
+	res=$(wrk_run "$host" "$THREADS" 64 "$DURATION" put "$NKEYS")
+	curl -sf -m 10 -o /dev/null -X POST "http://$host:2379/v3/kv/put" \
+		-d "{\"key\":\"$END_KEY\",\"value\":\"\"}" || echo "bench: end key put failed" >&2
+	exec 7>&-
+	for i in $(seq 3100); do # watchcount gives up 300 s after GO
+		kill -0 "$HELPER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -TERM "$HELPER_PID" 2>/dev/null || true
+	wait "$HELPER_PID" 2>/dev/null || true
+	HELPER_PID=
+	wline=$(grep '^WATCH' "$out" || echo "WATCH 0 0 0 $WATCH_STREAMS 1")
+	[ "$(echo "$wline" | awk '{print $6}')" = 0 ] ||
+		echo "bench: the watchers on $host did not all get the last put within 300 s" >&2
+	set -- $res
+	local rps=$2 p99=$3 e1=$4 e2=$5
+	set -- $wline
+	W_RESULT="$4 $rps $p99 $e1 $e2 $5"
+}
+
 echo "starting ours ($OURS) on $OURS_HOST and etcd ($REF) on $REF_HOST in $WORK"
 start ours "$OURS" "$OURS_HOST"
 OURS_PID=${PIDS[0]}
@@ -153,6 +223,22 @@ for test in "put 1" "put 64" "range 1" "range 64"; do
 	echo "  done: $op with $conns connection(s)"
 done
 
+line="watch ${WATCHERS}w, 64c"
+wnote=""
+for h in "$OURS_HOST" "$REF_HOST"; do
+	watch_run "$h"
+	read -r evs rps p99 e1 e2 closed <<<"$W_RESULT"
+	line="$line|$evs|$p99|$e1|$e2"
+	exp=$(awk -v r="$rps" -v w="$WATCHERS" 'BEGIN { printf "%.0f", r * w }')
+	who=etcd
+	[ "$h" = "$OURS_HOST" ] && who=ours
+	wnote="$wnote $who: $rps puts/s x $WATCHERS = $exp events/s made"
+	[ "$closed" = 0 ] || wnote="$wnote, $closed streams closed"
+	wnote="$wnote;"
+done
+rows+=("$line")
+echo "  done: watch fan-out"
+
 for h in "$OURS_HOST" "$REF_HOST"; do
 	fill "$h" fill/ "$FILL"
 done
@@ -172,6 +258,9 @@ for r in "${rows[@]}"; do
 		"$oerr" "$osock" "$eerr" "$esock"
 	echo
 done
+echo "watch: events/s delivered to all $WATCHERS watchers ($WATCH_STREAMS streams), from the start"
+echo "       of the puts until the last one reached every watcher; p99 is the puts'."
+echo "      $wnote"
 printf 'RSS after %d keys:  ours %.1f MiB in %d process%s, etcd %.1f MiB in %d process%s, ours/etcd %s\n' \
 	$((FILL + NKEYS)) "$(awk -v k="$OURS_RSS" 'BEGIN{print k/1024}')" "$OURS_N" \
 	"$([ "$OURS_N" = 1 ] || echo es)" \
