@@ -118,6 +118,9 @@ void raft_free(struct raft *r);
 void raft_tick(struct raft *r);
 /* A message from a peer (borrowed; entries are copied). 0 or -EINVAL. */
 int raft_step(struct raft *r, const Raftpb__Message *m);
+/* A message to peer id could not be sent (etcd's ReportUnreachable): the
+ * leader stops streaming to it and probes. */
+void raft_report_unreachable(struct raft *r, uint64_t id);
 /*
  * Proposes entries (references transferred, term and index are set here),
  * appended together, or forwarded to the leader in one MsgProp.

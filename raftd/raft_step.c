@@ -213,6 +213,8 @@ int raft_step(struct raft *r, const Raftpb__Message *m)
 	case RAFTPB__MESSAGE_TYPE__MsgHup:
 	case RAFTPB__MESSAGE_TYPE__MsgBeat:
 	case RAFTPB__MESSAGE_TYPE__MsgCheckQuorum:
+	case RAFTPB__MESSAGE_TYPE__MsgUnreachable:
+	case RAFTPB__MESSAGE_TYPE__MsgSnapStatus:
 		return -EINVAL; /* local events, never from the network */
 	default:
 		break;
@@ -220,4 +222,14 @@ int raft_step(struct raft *r, const Raftpb__Message *m)
 	if (m->from == RAFT_NONE || m->from == r->id)
 		return -EINVAL;
 	return step(r, m);
+}
+
+void raft_report_unreachable(struct raft *r, uint64_t id)
+{
+	Raftpb__Message m = RAFTPB__MESSAGE__INIT;
+	m.type = RAFTPB__MESSAGE_TYPE__MsgUnreachable;
+	m.from = id;
+	m.to = r->id;
+	if (r->role == RAFT_LEADER && id != r->id)
+		step(r, &m);
 }

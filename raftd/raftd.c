@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "raftd.h"
@@ -109,6 +110,34 @@ static void take_read(struct raftd *d, uint64_t id)
 	want_flush(d);
 }
 
+/*
+ * A peer's message: its bytes come from the network through gatewayd, so
+ * one that does not decode, or that the core refuses, is dropped with a
+ * (rate-limited) warning rather than taken for a broken internal peer.
+ */
+static void take_raft_msg(struct raftd *d, const struct msg_hdr *hdr,
+			  const uint8_t *body)
+{
+	Raftpb__Message *m = MSG_UNPACK(Raftpb__Message, raftpb__message, body,
+					hdr->len);
+	int rc = -EBADMSG;
+	if (m && m->to == d->id)
+		rc = raft_step(d->r, m);
+	else if (m)
+		rc = 0; /* for another member: a stale route, not an error */
+	if (rc < 0) {
+		uint64_t more;
+		if (raftd_warn_ok(&d->warn_bad_msg, &more))
+			log_warn("raft", "%llx dropped a malformed raft message "
+				 "(%u bytes) from a peer (%llu similar suppressed)",
+				 (unsigned long long)d->id, hdr->len,
+				 (unsigned long long)more);
+	}
+	if (m)
+		protobuf_c_message_free_unpacked(&m->base, NULL);
+	want_flush(d);
+}
+
 static void raftd_dispatch_gatewayd(struct raftd *d, const struct msg_hdr *hdr,
 				    const uint8_t *body)
 {
@@ -122,17 +151,9 @@ static void raftd_dispatch_gatewayd(struct raftd *d, const struct msg_hdr *hdr,
 	case MSG_READINDEX:
 		take_read(d, hdr->id);
 		break;
-	case MSG_RAFT_MSG: {
-		Raftpb__Message *m = MSG_UNPACK(Raftpb__Message, raftpb__message,
-						body, hdr->len);
-		if (!m)
-			worker_fatal(d->w, "raftd: bad MSG_RAFT_MSG from gatewayd");
-		if (m->to == d->id)
-			raft_step(d->r, m);
-		protobuf_c_message_free_unpacked(&m->base, NULL);
-		want_flush(d);
+	case MSG_RAFT_MSG:
+		take_raft_msg(d, hdr, body);
 		break;
-	}
 	default:
 		worker_fatal(d->w, "raftd: unexpected %s from gatewayd",
 			     msg_type_name(hdr->type));
@@ -237,6 +258,8 @@ static int on_start(struct worker *w)
 	d->max_proposal = mrb + (1u << 20);
 	/* etcd's ReqTimeout: 5 s plus two election timeouts. */
 	d->read_timeout_ticks = (5000u + 2u * el) / hb;
+	d->gw_queue_max = RAFTD_MAX_GW_QUEUE;
+	d->read_seq = raftd_read_seq_start();
 	d->flush_ev = event_new(w->base, -1, 0, on_flush, d);
 	d->tick_ev = event_new(w->base, -1, EV_PERSIST, on_tick, d);
 	if (!d->flush_ev || !d->tick_ev)
@@ -246,6 +269,15 @@ static int on_start(struct worker *w)
 	struct timeval tv = {.tv_sec = hb / 1000, .tv_usec = (hb % 1000) * 1000};
 	event_add(d->tick_ev, &tv);
 	return 0;
+}
+
+uint64_t raftd_read_seq_start(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	/* 65536 rounds per millisecond of downtime before ids could meet. */
+	return ms << 16;
 }
 
 static void on_stop(struct worker *w)

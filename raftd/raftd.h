@@ -19,6 +19,19 @@
 /* Reads waiting for an index at once; more are refused. */
 #define RAFTD_MAX_READS 100000
 
+/* Bytes queued towards gatewayd above which messages to peers are dropped
+ * (and their peers reported unreachable), like a full etcd peer stream. */
+#define RAFTD_MAX_GW_QUEUE (64u << 20)
+/* A warning about input dropped repeatedly is logged at most this often. */
+#define RAFTD_WARN_EVERY_MS 1000
+
+/* One rate-limited warning. */
+struct raftd_warn {
+	bool logged;
+	uint64_t last_ms;
+	uint64_t suppressed;
+};
+
 /* gatewayd's reads that share one ReadIndex round. */
 struct read_batch {
 	uint64_t ctx;
@@ -56,6 +69,13 @@ struct raftd {
 	uint64_t read_seq;
 	uint64_t read_timeout_ticks;
 
+	/* Messages to peers that could not be queued this ready round. */
+	uint64_t unreach[RAFT_MAX_NODES];
+	size_t n_unreach;
+	size_t gw_queue_max; /* RAFTD_MAX_GW_QUEUE; tests lower it */
+	uint64_t msgs_dropped;
+	struct raftd_warn warn_full, warn_bad_msg;
+
 	/* storaged: nothing is sent before its first MSG_APPLIED. */
 	bool stor_synced;
 	uint64_t stor_next;    /* next index to send */
@@ -90,6 +110,17 @@ void raftd_read_reply(struct raftd *d, uint64_t id, uint64_t index,
 void raftd_expire_reads(struct raftd *d);
 void raftd_propose_err(struct raftd *d, enum proc_role to, uint64_t id,
 		       uint32_t code, const char *msg);
+/* Queues messages to peers on the gatewayd link, or drops them and notes
+ * their peers for raftd_report_unreachable when it is full or down. */
+void raftd_send_msgs(struct raftd *d, Raftpb__Message **m, size_t n);
+void raftd_report_unreachable(struct raftd *d);
+/* True if a warning may be logged now; ret_suppressed: how many were not
+ * since the last one. */
+bool raftd_warn_ok(struct raftd_warn *rl, uint64_t *ret_suppressed);
+
+/* raftd.c: the first read-index context of this run (unix ms << 16), so a
+ * late answer to a round of an earlier run matches nothing. */
+uint64_t raftd_read_seq_start(void);
 
 /* raftd_metrics.c: answers gatewayd's MSG_METRICS round id. */
 void raftd_metrics(struct raftd *d, uint64_t id);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "raftd.h"
@@ -148,10 +149,64 @@ static void log_soft(struct raftd *d, const struct raft_ready *rd,
 			 id, (unsigned long long)old_lead, term);
 }
 
-static void send_msgs(struct raftd *d, Raftpb__Message **m, size_t n)
+bool raftd_warn_ok(struct raftd_warn *rl, uint64_t *ret_suppressed)
 {
-	for (size_t i = 0; i < n; i++)
-		worker_send_pb(d->w, PROC_GATEWAYD, MSG_RAFT_MSG, 0, &m[i]->base);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	if (rl->logged && now - rl->last_ms < RAFTD_WARN_EVERY_MS) {
+		rl->suppressed++;
+		return false;
+	}
+	rl->logged = true;
+	rl->last_ms = now;
+	*ret_suppressed = rl->suppressed;
+	rl->suppressed = 0;
+	return true;
+}
+
+static void mark_unreachable(struct raftd *d, uint64_t to)
+{
+	for (size_t i = 0; i < d->n_unreach; i++)
+		if (d->unreach[i] == to)
+			return;
+	if (d->n_unreach < RAFT_MAX_NODES)
+		d->unreach[d->n_unreach++] = to;
+}
+
+/*
+ * Messages to peers leave through gatewayd. When its link is down or holds
+ * more than RAFTD_MAX_GW_QUEUE bytes, a message is dropped and its peer
+ * reported unreachable, as etcd's peer does when a stream's buffer is
+ * full: the leader then probes it rather than streaming appends into a
+ * queue that only grows.
+ */
+void raftd_send_msgs(struct raftd *d, Raftpb__Message **m, size_t n)
+{
+	struct link *l = d->w->peer[PROC_GATEWAYD];
+	for (size_t i = 0; i < n; i++) {
+		if (l && link_queued(l) <= d->gw_queue_max &&
+		    worker_send_pb(d->w, PROC_GATEWAYD, MSG_RAFT_MSG, 0,
+				   &m[i]->base) == 0)
+			continue;
+		d->msgs_dropped++;
+		mark_unreachable(d, m[i]->to);
+		uint64_t more;
+		if (l && raftd_warn_ok(&d->warn_full, &more))
+			log_warn("rafthttp", "dropped internal raft message to %llx "
+				 "since its sending buffer is full (bad/overloaded "
+				 "network) (%llu similar suppressed)",
+				 (unsigned long long)m[i]->to,
+				 (unsigned long long)more);
+	}
+}
+
+/* After the ready bundle is done with: the core learns of dropped sends. */
+void raftd_report_unreachable(struct raftd *d)
+{
+	for (size_t i = 0; i < d->n_unreach; i++)
+		raft_report_unreachable(d->r, d->unreach[i]);
+	d->n_unreach = 0;
 }
 
 static void persist(struct raftd *d, const struct raft_ready *rd)
@@ -308,14 +363,16 @@ void raftd_flush(struct raftd *d)
 			d->log_lead = rd.lead;
 		}
 		/* Thesis 10.2.1: the leader's appends go out while it writes. */
-		send_msgs(d, rd.msgs, rd.n_early);
+		raftd_send_msgs(d, rd.msgs, rd.n_early);
 		if (rd.has_snap || rd.n_ents || rd.hs_changed)
 			persist(d, &rd);
-		send_msgs(d, rd.msgs + rd.n_early, rd.n_msgs - rd.n_early);
+		raftd_send_msgs(d, rd.msgs + rd.n_early,
+				rd.n_msgs - rd.n_early);
 		apply_conf(d, &rd);
 		reads_ready(d, &rd);
 		raft_advance(d->r, &rd);
 		raft_ready_clear(&rd);
+		raftd_report_unreachable(d);
 	}
 	raftd_send_apply(d);
 	raftd_send_state(d, -1);

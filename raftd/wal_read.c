@@ -3,7 +3,8 @@
  * compaction marker, rebuilds the entries (a later entry at an index replaces
  * the tail from there: a new leader's log), and stops at the first torn or
  * corrupt record: that segment is truncated there and later ones deleted, so
- * garbage never reaches Raft and appends resume on a clean end.
+ * garbage never reaches Raft and appends resume on a clean end. A snapshot
+ * marker the leader sent drops every entry held before it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -112,6 +113,32 @@ static int ents_put(struct ents *e, struct raft_ent *x)
 	return 0;
 }
 
+static void ents_clear(struct ents *e)
+{
+	while (e->n > 0)
+		raft_ent_unref(e->v[--e->n]);
+}
+
+/*
+ * Whether a marker at (index, term) is a snapshot the leader sent rather
+ * than a compaction point. A compaction point lies on an entry we hold with
+ * the same term, or below all of them (its segment was released); a
+ * follower restores a snapshot only when its log does not hold that entry
+ * (raft_replicate.c), so then every entry written before the marker is
+ * gone for Raft and the entries after it start at index + 1.
+ */
+static bool marker_resets(const struct ents *e, uint64_t index, uint64_t term)
+{
+	if (e->n == 0)
+		return false;
+	uint64_t first = e->v[0]->e.index, last = e->v[e->n - 1]->e.index;
+	if (index < first)
+		return false;
+	if (index > last)
+		return true;
+	return e->v[index - first]->e.term != term;
+}
+
 static int conf_from(const Raftpb__ConfState *cs, struct raft_conf *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -178,6 +205,8 @@ static int apply_record(uint32_t type, const uint8_t *p, size_t n,
 		if (!md)
 			return -EBADMSG;
 		int rc = 0;
+		if (marker_resets(es, md->index, md->term))
+			ents_clear(es);
 		if (md->index >= st->base_index) {
 			rc = conf_from(md->conf_state, &st->base_conf);
 			st->base_index = md->index;

@@ -4,7 +4,8 @@
  * member, proposals applied in order (from gatewayd, and from storaged as
  * its lease revokes are), a failed proposal answered to whoever sent it,
  * reads, /metrics, restart from the WAL with storaged resuming from its
- * applied index, refusal to start uninitialised.
+ * applied index, refusal to start uninitialised, malformed peer messages
+ * dropped.
  */
 #include <signal.h>
 #include <string.h>
@@ -366,6 +367,16 @@ int main(void)
 	CHECK(wait_for(c_ready, 5000) && !F.fatal);
 	CHECK(wait_for(c_leader, 5000));
 	CHECK(F.term == 2);
+	/* Peers' bytes come from the network: one that does not decode, or
+	 * that the core refuses, is dropped and raftd goes on. */
+	static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x08};
+	for (int i = 0; i < 5; i++)
+		CHECK(link_send(F.gw, MSG_RAFT_MSG, 0, garbage, sizeof(garbage)) == 0);
+	Raftpb__Message rm = RAFTPB__MESSAGE__INIT;
+	rm.type = RAFTPB__MESSAGE_TYPE__MsgUnreachable;
+	rm.to = 0x1234;
+	rm.from = 0x9999;
+	CHECK(link_send_pb(F.gw, MSG_RAFT_MSG, 0, &rm.base) == 0);
 	applied(0);
 	want_next = 3; /* the AddNode entry and the leader's empty entry */
 	CHECK(wait_for(c_next, 5000));

@@ -1,7 +1,8 @@
 /*
  * The WAL on real files: create and reopen, tail overwrite, torn tails cut
  * at every offset of the last records, flipped bits, segment cut and
- * release, atomic creation over a crashed attempt.
+ * release, a follower's snapshot restore, atomic creation over a crashed
+ * attempt.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -288,6 +289,98 @@ static void test_segments(void)
 	wal_free(w);
 }
 
+static void save_range(struct wal *w, uint64_t term, uint64_t from,
+		       uint64_t to)
+{
+	for (uint64_t i = from; i <= to; i++) {
+		struct raft_ent *x = ent(term, i, 30);
+		CHECK(wal_save_entry(w, &x->e) == 0);
+		raft_ent_unref(x);
+	}
+}
+
+/*
+ * A follower restores a snapshot the leader sent: the marker follows the
+ * older entries it replaces, beyond them or on a conflicting one, and the
+ * new entries start after it. Recovery keeps the new log only.
+ */
+static void test_snapshot_restore(void)
+{
+	char dir[512];
+	struct raft_conf c = {.n = 1, .ids = {7}};
+	struct wal_state st;
+	struct wal *w;
+
+	/* Beyond our log: entries 1..10, then a snapshot at 50. */
+	fresh(dir, sizeof(dir), "restore_beyond");
+	w = create3(dir);
+	save_range(w, 1, 4, 10);
+	CHECK(wal_save_hardstate(w, 1, 0, 10) == 0);
+	CHECK(wal_sync(w, true) == 0);
+	CHECK(wal_save_snapshot(w, 50, 2, &c) == 0);
+	save_range(w, 2, 51, 55);
+	CHECK(wal_save_hardstate(w, 2, 0, 50) == 0);
+	CHECK(wal_sync(w, true) == 0);
+	wal_free(w);
+	CHECK(wal_open(dir, &st, &w) == 0);
+	CHECK(!st.repaired && st.base_index == 50 && st.base_term == 2);
+	CHECK(st.commit == 50 && st.n_ents == 5);
+	for (uint64_t i = 51; i <= 55; i++)
+		CHECK(ent_ok(st.ents[i - 51], 2, i, 30));
+	wal_state_done(&st);
+	wal_free(w);
+
+	/* On a conflicting entry, nothing after it yet: 1..10 at term 1
+	 * (3 committed), a snapshot at 8 of term 2. The stale 9 and 10 must
+	 * not come back. */
+	fresh(dir, sizeof(dir), "restore_conflict");
+	w = create3(dir);
+	save_range(w, 1, 4, 10);
+	CHECK(wal_sync(w, true) == 0);
+	CHECK(wal_save_snapshot(w, 8, 2, &c) == 0);
+	CHECK(wal_save_hardstate(w, 2, 0, 8) == 0);
+	CHECK(wal_sync(w, true) == 0);
+	wal_free(w);
+	CHECK(wal_open(dir, &st, &w) == 0);
+	CHECK(st.base_index == 8 && st.base_term == 2 && st.n_ents == 0);
+	CHECK(st.commit == 8);
+	wal_state_done(&st);
+	/* Appends after recovery follow the snapshot. */
+	save_range(w, 2, 9, 12);
+	CHECK(wal_sync(w, true) == 0);
+	wal_free(w);
+	CHECK(wal_open(dir, &st, &w) == 0);
+	CHECK(st.base_index == 8 && st.n_ents == 4);
+	CHECK(ent_ok(st.ents[0], 2, 9, 30) && ent_ok(st.ents[3], 2, 12, 30));
+	wal_state_done(&st);
+	wal_free(w);
+
+	/* Across segments: the marker also heads the next segment. */
+	fresh(dir, sizeof(dir), "restore_segs");
+	w = create3(dir);
+	wal_set_segment_bytes(w, 2048);
+	for (uint64_t i = 4; i <= 200; i += 10) {
+		save_range(w, 1, i, i + 9);
+		CHECK(wal_sync(w, false) == 0);
+	}
+	CHECK(wal_save_snapshot(w, 1000, 3, &c) == 0);
+	CHECK(wal_sync(w, false) == 0);
+	for (uint64_t i = 1001; i <= 1200; i += 10) {
+		save_range(w, 3, i, i + 9);
+		CHECK(wal_sync(w, false) == 0);
+	}
+	CHECK(wal_save_hardstate(w, 3, 0, 1100) == 0);
+	CHECK(wal_sync(w, true) == 0);
+	CHECK(wal_segments(w) > 4);
+	wal_free(w);
+	CHECK(wal_open(dir, &st, &w) == 0);
+	CHECK(!st.repaired && st.base_index == 1000 && st.n_ents == 200);
+	for (uint64_t i = 1001; i <= 1200; i++)
+		CHECK(ent_ok(st.ents[i - 1001], 3, i, 30));
+	wal_state_done(&st);
+	wal_free(w);
+}
+
 static void test_atomic_create(void)
 {
 	char dir[512], tmp[600], junk[700];
@@ -318,6 +411,7 @@ int main(void)
 	test_torn_tail();
 	test_bit_flips();
 	test_segments();
+	test_snapshot_restore();
 	test_atomic_create();
 	rm_rf(root);
 	printf("wal: all passed\n");
