@@ -87,6 +87,7 @@ struct wstream {
 	int body_done;      /* keepalive: end once out is empty */
 	int paused;         /* watch: output past GW_STREAM_HIGH */
 	int hold;           /* set while a body is being read: send later */
+	int armed;          /* evhttp runs on_drained (see send_text) */
 	struct wmsgq out;   /* messages not yet handed to evhttp */
 	struct evbuffer *buf; /* hands one message at a time to evhttp */
 	size_t n_out;
