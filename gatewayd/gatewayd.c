@@ -15,6 +15,7 @@
 #include "gw.h"
 #include "log.h"
 #include "pbjson.h"
+#include "peer.h"
 #include "raft_internal.pb-c.h"
 
 #define ERR_TIMEOUT "etcdserver: request timed out"
@@ -252,6 +253,8 @@ static void on_result(struct gw *gw, const struct msg_hdr *hdr,
 		      const uint8_t *body)
 {
 	struct pending *p = u64map_get(&gw->pend, hdr->id);
+	if (!p && peer_on_result(gw, hdr->id, body, hdr->len))
+		return;
 	if (!p && !u64map_get(&gw->wq, hdr->id))
 		return; /* timed out or failed meanwhile */
 	Ipc__Result *r = MSG_UNPACK(Ipc__Result, ipc__result, body, hdr->len);
@@ -343,7 +346,7 @@ static void on_msg(struct worker *w, enum proc_role from,
 			on_raft_state(gw, hdr, body);
 			return;
 		case MSG_RAFT_MSG:
-			/* The peer transport comes with the next issue. */
+			peer_send_msg(gw, body, hdr->len);
 			return;
 		}
 		break;
@@ -408,6 +411,8 @@ static void on_peer_up(struct worker *w, enum proc_role role)
 			 proc_name(role), gw->n_watches);
 		watch_storaged_up(gw);
 	}
+	if (role == PROC_STORAGED && gw->w)
+		peer_storaged_up(gw);
 }
 
 static void on_listener(struct worker *w, const Ipc__Listener *l, int fd)
@@ -468,6 +473,10 @@ int gw_init(struct gw *gw, struct worker *w)
 		gw_done(gw);
 		return -ENOMEM;
 	}
+	if (peer_init(gw) < 0) {
+		gw_done(gw);
+		return -ENOMEM;
+	}
 	struct timeval tv = { 0, TICK_MS * 1000 };
 	event_add(gw->tick, &tv);
 	return 0;
@@ -484,6 +493,7 @@ void gw_done(struct gw *gw)
 	gwm_done(gw);
 	/* Closing the connections ends the streams and their watches. */
 	http_close_all(gw);
+	peer_done(gw);
 	if (gw->ri_ev)
 		event_free(gw->ri_ev);
 	if (gw->tick)

@@ -146,6 +146,11 @@ struct gw {
 	struct pqueue m_wait;       /* requests waiting for the round */
 	struct event *m_timer;
 	uint64_t m_started[PK_MAX]; /* requests started, by enum pkind */
+
+	/* The peer transport (peer_*.c). */
+	struct peers *peers;
+	/* Tests see a fatal peer error here instead of the exit. */
+	void (*fatal_hook)(struct gw *gw, const char *msg);
 };
 
 uint64_t gw_now_ms(void);

@@ -15,6 +15,7 @@
 #include "gw.h"
 #include "stream.h"
 #include "log.h"
+#include "peer.h"
 #include "rpc.pb-c.h"
 
 #define MAX_HEADERS_SIZE (64u << 10)
@@ -202,8 +203,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (!path || !*path)
 		path = "/";
 	if (l->peer) {
-		/* Raft's peer transport comes later; only /version for now. */
-		if (strcmp(path, "/version") == 0) {
+		if (strcmp(path, "/raft") == 0) {
+			peer_recv_handle(gw, req);
+		} else if (strcmp(path, "/version") == 0) {
 			if (m == EVHTTP_REQ_GET)
 				reply_version(req);
 			else

@@ -39,6 +39,12 @@ uint64_t cancels[4 * FAKE_MAX];
 int n_cancels;
 int auto_created = 1;
 int n_metrics_asked[PROC_MAX];
+uint8_t raft_msgs[FAKE_RAFT_MSGS][256];
+size_t raft_msg_len[FAKE_RAFT_MSGS];
+int n_raft_msgs;
+char last_fatal[256];
+uint64_t extra_member_id;
+char extra_member_url[64];
 int metrics_silent[PROC_MAX];
 
 static uint64_t now_ms(void)
@@ -95,11 +101,16 @@ static void answer_metrics(struct link *l, enum proc_role role, uint64_t id)
 static void fake_sup_msg(struct link *l, const struct msg_hdr *hdr,
 			 const uint8_t *body, int fd, void *arg)
 {
-	(void)body;
 	(void)fd;
 	(void)arg;
 	if (hdr->type == MSG_METRICS)
 		answer_metrics(l, PROC_SUPERVISOR, hdr->id);
+	if (hdr->type == MSG_FATAL) {
+		Ipc__Error *e = ipc__error__unpack(NULL, hdr->len, body);
+		assert(e);
+		snprintf(last_fatal, sizeof(last_fatal), "%s", e->message);
+		ipc__error__free_unpacked(e, NULL);
+	}
 }
 
 static void fake_raft_msg(struct link *l, const struct msg_hdr *hdr,
@@ -120,6 +131,14 @@ static void fake_raft_msg(struct link *l, const struct msg_hdr *hdr,
 		Ipc__ReadIndexResp r = IPC__READ_INDEX_RESP__INIT;
 		r.index = 7;
 		link_send_pb(fake_raft, MSG_READINDEX_RESP, hdr->id, &r.base);
+		return;
+	}
+	if (hdr->type == MSG_RAFT_MSG) {
+		if (n_raft_msgs < FAKE_RAFT_MSGS && hdr->len <= 256) {
+			memcpy(raft_msgs[n_raft_msgs], body, hdr->len);
+			raft_msg_len[n_raft_msgs] = hdr->len;
+		}
+		n_raft_msgs++;
 		return;
 	}
 	if (hdr->type != MSG_PROPOSE)
@@ -242,8 +261,9 @@ static void fake_stor_msg(struct link *l, const struct msg_hdr *hdr,
 	Etcdserverpb__LeaseKeepAliveResponse ka =
 		ETCDSERVERPB__LEASE_KEEP_ALIVE_RESPONSE__INIT;
 	Mvccpb__KeyValue kv = MVCCPB__KEY_VALUE__INIT, *kvs[] = { &kv };
-	Etcdserverpb__Member m = ETCDSERVERPB__MEMBER__INIT, *ms[] = { &m };
-	char *purl[] = { "http://127.0.0.1:2380" };
+	Etcdserverpb__Member m = ETCDSERVERPB__MEMBER__INIT,
+			     m2 = ETCDSERVERPB__MEMBER__INIT, *ms[] = { &m, &m2 };
+	char *purl[] = { "http://127.0.0.1:2380" }, *purl2[] = { extra_member_url };
 	h.revision = revision;
 	e.code = 5;
 	e.message = "etcdserver: requested lease not found";
@@ -274,6 +294,13 @@ static void fake_stor_msg(struct link *l, const struct msg_hdr *hdr,
 		ml.header = NULL; /* gatewayd makes one */
 		ml.members = ms;
 		ml.n_members = 1;
+		if (extra_member_id) {
+			m2.id = extra_member_id;
+			m2.name = "m2";
+			m2.peerurls = purl2;
+			m2.n_peerurls = 1;
+			ml.n_members = 2;
+		}
 		r.response_case = IPC__RESULT__RESPONSE_MEMBER_LIST;
 		r.member_list = &ml;
 		break;

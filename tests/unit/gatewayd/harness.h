@@ -67,6 +67,15 @@ extern int n_creates;
 extern uint64_t cancels[4 * FAKE_MAX];
 extern int n_cancels;
 extern int auto_created;      /* answer a create with a created hit */
+/* The peer transport: what reached the fake raftd and supervisor, and a
+ * second member the fake storaged lists when its id is set. */
+#define FAKE_RAFT_MSGS 16
+extern uint8_t raft_msgs[FAKE_RAFT_MSGS][256];
+extern size_t raft_msg_len[FAKE_RAFT_MSGS];
+extern int n_raft_msgs;
+extern char last_fatal[256];
+extern uint64_t extra_member_id;
+extern char extra_member_url[64];
 extern int n_metrics_asked[PROC_MAX];
 extern int metrics_silent[PROC_MAX]; /* do not answer MSG_METRICS */
 

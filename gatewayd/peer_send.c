@@ -1,0 +1,449 @@
+/*
+ * The sending half of the peer transport: per peer member one persistent
+ * evhttp connection, one POST /raft in flight, and a queue of what raftd
+ * sent meanwhile that leaves as the next request's body when the answer
+ * comes. Peer URLs come from storaged's member list (the configuration's
+ * initial members until it answers).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "gw.h"
+#include "log.h"
+#include "peer.h"
+
+#define WARN_EVERY_MS 5000
+
+struct peer {
+	struct peers *ps;
+	uint64_t id;
+	char *url;                 /* the first peer URL */
+	char *host;
+	int port;
+	struct evhttp_connection *evcon; /* made on the first send */
+	struct evbuffer *q;        /* {u32 le length, message} waiting */
+	int inflight;
+	uint64_t retry_at_ms;      /* failed: messages dropped until then */
+	unsigned backoff_ms;
+	uint64_t dropped;          /* since the last warning */
+	uint64_t warn_at_ms;       /* no warning before this */
+	int seen;                  /* in the last member list */
+};
+
+struct peers {
+	struct gw *gw;
+	struct u64map by_id;       /* member id -> struct peer */
+	uint64_t ml_id;            /* our member-list query in flight, or 0 */
+	int unknown_seen;          /* raftd sent to a member we know no URL of */
+	uint64_t unknown_dropped, unknown_warn_at;
+	struct event *timer;       /* asks storaged for the member list */
+	struct event *flush_ev;    /* sends the batches at the end of a pass */
+	char cid[17], from[17];    /* our cluster and member IDs in hex */
+};
+
+int peer_msg_to(const uint8_t *b, size_t len, uint64_t *ret_to)
+{
+	size_t i = 0;
+	while (i < len) {
+		uint64_t tag = 0, v = 0;
+		for (int s = 0;; s += 7) {
+			if (i >= len || s > 63)
+				return -EINVAL;
+			tag |= (uint64_t)(b[i] & 0x7f) << s;
+			if (!(b[i++] & 0x80))
+				break;
+		}
+		unsigned wt = tag & 7;
+		if (wt == 0) {
+			for (int s = 0;; s += 7) {
+				if (i >= len || s > 63)
+					return -EINVAL;
+				v |= (uint64_t)(b[i] & 0x7f) << s;
+				if (!(b[i++] & 0x80))
+					break;
+			}
+			if (tag >> 3 == 2) {
+				*ret_to = v;
+				return 0;
+			}
+		} else if (wt == 2) {
+			for (int s = 0;; s += 7) {
+				if (i >= len || s > 63)
+					return -EINVAL;
+				v |= (uint64_t)(b[i] & 0x7f) << s;
+				if (!(b[i++] & 0x80))
+					break;
+			}
+			if (v > len - i)
+				return -EINVAL;
+			i += (size_t)v;
+		} else if (wt == 1 || wt == 5) {
+			size_t n = wt == 1 ? 8 : 4;
+			if (n > len - i)
+				return -EINVAL;
+			i += n;
+		} else {
+			return -EINVAL;
+		}
+	}
+	/* proto3 leaves a zero `to` out; zero is no member. */
+	return -EINVAL;
+}
+
+static void peer_free(struct peer *p)
+{
+	if (!p)
+		return;
+	if (p->evcon)
+		evhttp_connection_free(p->evcon); /* drops a request in flight */
+	if (p->q)
+		evbuffer_free(p->q);
+	free(p->url);
+	free(p->host);
+	free(p);
+}
+
+/* Only one URL scheme is served: plain http with a host and port. */
+static int parse_url(const char *url, char **ret_host, int *ret_port)
+{
+	struct evhttp_uri *u = evhttp_uri_parse(url);
+	if (!u)
+		return -EINVAL;
+	const char *scheme = evhttp_uri_get_scheme(u);
+	const char *host = evhttp_uri_get_host(u);
+	int port = evhttp_uri_get_port(u);
+	int ret = -EINVAL;
+	if (scheme && strcmp(scheme, "http") == 0 && host && *host) {
+		char *h = strdup(host);
+		if (!h) {
+			ret = -ENOMEM;
+		} else {
+			*ret_host = h;
+			*ret_port = port > 0 ? port : 80;
+			ret = 0;
+		}
+	}
+	evhttp_uri_free(u);
+	return ret;
+}
+
+int peer_set_url(struct gw *gw, uint64_t id, const char *url)
+{
+	struct peers *ps = gw->peers;
+	struct peer *p = u64map_get(&ps->by_id, id);
+	if (id == gw->member_id || id == 0)
+		return 0;
+	if (!url || !*url) {
+		peer_free(u64map_del(&ps->by_id, id));
+		return 0;
+	}
+	if (p && strcmp(p->url, url) == 0) {
+		p->seen = 1;
+		return 0;
+	}
+	if (!p && ps->by_id.n >= PEER_MAX_MEMBERS)
+		return -ENOSPC;
+	char *host, *u = strdup(url);
+	int port, ret;
+	if (!u)
+		return -ENOMEM;
+	if ((ret = parse_url(url, &host, &port)) < 0) {
+		free(u);
+		return ret;
+	}
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (!p || !(p->q = evbuffer_new()) ||
+		    u64map_put(&ps->by_id, id, p) < 0) {
+			if (p && p->q)
+				evbuffer_free(p->q);
+			free(p);
+			free(u);
+			free(host);
+			return -ENOMEM;
+		}
+		p->ps = ps;
+		p->id = id;
+	} else if (p->evcon) {
+		/* Moved: a new connection, to the new address. */
+		evhttp_connection_free(p->evcon);
+		p->evcon = NULL;
+		p->inflight = 0;
+	}
+	free(p->url);
+	free(p->host);
+	p->url = u;
+	p->host = host;
+	p->port = port;
+	p->seen = 1;
+	return 0;
+}
+
+static void warn_drop(struct peer *p, uint64_t n, const char *why)
+{
+	uint64_t now = gw_now_ms();
+	p->dropped += n;
+	if (now < p->warn_at_ms)
+		return;
+	log_warn("rafthttp", "dropped %llu internal raft messages to %llx: %s",
+		 (unsigned long long)p->dropped, (unsigned long long)p->id, why);
+	p->dropped = 0;
+	p->warn_at_ms = now + WARN_EVERY_MS;
+}
+
+static void post(struct peer *p);
+
+static void on_answer(struct evhttp_request *req, void *arg)
+{
+	struct peer *p = arg;
+	struct gw *gw = p->ps->gw;
+	int code = req ? evhttp_request_get_response_code(req) : 0;
+
+	p->inflight = 0;
+	if (code == 0) {
+		/* Unreachable: what waits is dropped (raftd copes with
+		 * loss), and so is what comes until the retry. */
+		size_t n = evbuffer_get_length(p->q);
+		evbuffer_drain(p->q, n);
+		p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2
+					      : PEER_BACKOFF_MIN_MS;
+		if (p->backoff_ms > PEER_BACKOFF_MAX_MS)
+			p->backoff_ms = PEER_BACKOFF_MAX_MS;
+		p->retry_at_ms = gw_now_ms() + p->backoff_ms;
+		warn_drop(p, 1, "peer unreachable");
+		return;
+	}
+	if (code == 412) {
+		const char *h = evhttp_find_header(
+			evhttp_request_get_input_headers(req), "X-Etcd-Cluster-ID");
+		char *end;
+		uint64_t theirs = h ? strtoull(h, &end, 16) : 0;
+		if (h && *h && !*end && theirs != gw->cluster_id) {
+			char msg[160];
+			snprintf(msg, sizeof(msg),
+				 "conflicting cluster ID to the target cluster "
+				 "(%016llx != %016llx). Exiting.",
+				 (unsigned long long)theirs,
+				 (unsigned long long)gw->cluster_id);
+			if (gw->fatal_hook) {
+				gw->fatal_hook(gw, msg);
+				return;
+			}
+			worker_fatal(gw->w, "%s", msg);
+		}
+	}
+	if (code / 100 != 2)
+		warn_drop(p, 1, "peer refused the batch");
+	p->backoff_ms = 0;
+	p->retry_at_ms = 0;
+	if (evbuffer_get_length(p->q))
+		post(p);
+}
+
+static void post(struct peer *p)
+{
+	struct peers *ps = p->ps;
+	if (!p->evcon) {
+		p->evcon = evhttp_connection_base_new(ps->gw->base, NULL, p->host,
+						      (unsigned short)p->port);
+		if (!p->evcon)
+			goto fail;
+		evhttp_connection_set_timeout(p->evcon, PEER_TIMEOUT_S);
+		evhttp_connection_set_retries(p->evcon, 0);
+	}
+	struct evhttp_request *req = evhttp_request_new(on_answer, p);
+	if (!req)
+		goto fail;
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	char host[300];
+	snprintf(host, sizeof(host), "%s:%d", p->host, p->port);
+	evhttp_add_header(h, "Host", host);
+	evhttp_add_header(h, "Content-Type", "application/protobuf");
+	evhttp_add_header(h, "X-Etcd-Cluster-ID", ps->cid);
+	evhttp_add_header(h, "X-Server-From", ps->from);
+	evhttp_add_header(h, "X-Server-Version", PEER_VERSION);
+	/* The queue's chains move into the request: no copy. */
+	evbuffer_add_buffer(evhttp_request_get_output_buffer(req), p->q);
+	if (evhttp_make_request(p->evcon, req, EVHTTP_REQ_POST, "/raft") < 0)
+		goto fail; /* req freed by evhttp */
+	p->inflight = 1;
+	return;
+fail:
+	warn_drop(p, 1, "out of memory");
+	evbuffer_drain(p->q, evbuffer_get_length(p->q));
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct peers *ps = arg;
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < ps->by_id.cap; i++) {
+		struct peer *p = ps->by_id.slot[i].val;
+		if (p && !p->inflight && evbuffer_get_length(p->q))
+			post(p);
+	}
+}
+
+void peer_send_msg(struct gw *gw, const uint8_t *body, size_t len)
+{
+	struct peers *ps = gw->peers;
+	uint64_t to;
+	if (!ps || peer_msg_to(body, len, &to) < 0)
+		return;
+	struct peer *p = u64map_get(&ps->by_id, to);
+	if (!p) {
+		uint64_t now = gw_now_ms();
+		ps->unknown_seen = 1;
+		ps->unknown_dropped++;
+		if (now >= ps->unknown_warn_at) {
+			log_warn("rafthttp", "dropped %llu internal raft messages "
+				 "to %llx: no peer URL known",
+				 (unsigned long long)ps->unknown_dropped,
+				 (unsigned long long)to);
+			ps->unknown_dropped = 0;
+			ps->unknown_warn_at = now + WARN_EVERY_MS;
+		}
+		return;
+	}
+	if (p->retry_at_ms && gw_now_ms() < p->retry_at_ms) {
+		warn_drop(p, 1, "peer unreachable");
+		return;
+	}
+	if (evbuffer_get_length(p->q) + 4 + len > PEER_MAX_QUEUE) {
+		warn_drop(p, 1, "sending buffer is full");
+		return;
+	}
+	uint8_t le[4] = { (uint8_t)len, (uint8_t)(len >> 8),
+			  (uint8_t)(len >> 16), (uint8_t)(len >> 24) };
+	if (evbuffer_add(p->q, le, 4) < 0 ||
+	    evbuffer_add(p->q, body, len) < 0) {
+		warn_drop(p, 1, "out of memory");
+		return;
+	}
+	/* Every message raftd sent in this pass leaves in one request. */
+	if (!p->inflight)
+		event_active(ps->flush_ev, EV_TIMEOUT, 0);
+}
+
+static void ask_members(struct peers *ps)
+{
+	struct gw *gw = ps->gw;
+	Ipc__Query q = IPC__QUERY__INIT;
+	Etcdserverpb__MemberListRequest ml = ETCDSERVERPB__MEMBER_LIST_REQUEST__INIT;
+	if (!gw->w || !gw->w->peer[PROC_STORAGED])
+		return;
+	q.query_case = IPC__QUERY__QUERY_MEMBER_LIST;
+	q.member_list = &ml;
+	/* A query lost with a storaged restart is simply replaced. */
+	ps->ml_id = reqid_next(&gw->ids);
+	if (worker_send_pb(gw->w, PROC_STORAGED, MSG_QUERY, ps->ml_id, &q.base) < 0)
+		ps->ml_id = 0;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct peers *ps = arg;
+	(void)fd;
+	(void)what;
+	/* A lone member has nobody to ask about. */
+	if (ps->by_id.n || ps->unknown_seen)
+		ask_members(ps);
+}
+
+void peer_storaged_up(struct gw *gw)
+{
+	if (gw->peers)
+		ask_members(gw->peers);
+}
+
+int peer_on_result(struct gw *gw, uint64_t id, const uint8_t *body, size_t len)
+{
+	struct peers *ps = gw->peers;
+	if (!ps || !ps->ml_id || id != ps->ml_id)
+		return 0;
+	ps->ml_id = 0;
+	Ipc__Result *r = MSG_UNPACK(Ipc__Result, ipc__result, body, len);
+	if (!r)
+		worker_fatal(gw->w, "gatewayd: bad MSG_RESULT from storaged");
+	if (r->response_case == IPC__RESULT__RESPONSE_MEMBER_LIST &&
+	    r->member_list->n_members) {
+		const Etcdserverpb__MemberListResponse *ml = r->member_list;
+		for (size_t i = 0; i < ps->by_id.cap; i++) {
+			struct peer *p = ps->by_id.slot[i].val;
+			if (p)
+				p->seen = 0;
+		}
+		for (size_t i = 0; i < ml->n_members; i++) {
+			const Etcdserverpb__Member *m = ml->members[i];
+			if (m->n_peerurls && peer_set_url(gw, m->id, m->peerurls[0]) < 0)
+				log_warn("rafthttp", "cannot use peer URL %s of %llx",
+					 m->peerurls[0], (unsigned long long)m->id);
+		}
+		/* Removed members: their connections go. Collect first, as
+		 * deleting reorders the map. */
+		uint64_t gone[PEER_MAX_MEMBERS];
+		size_t n = 0;
+		for (size_t i = 0; i < ps->by_id.cap; i++) {
+			struct peer *p = ps->by_id.slot[i].val;
+			if (p && !p->seen && n < PEER_MAX_MEMBERS)
+				gone[n++] = p->id;
+		}
+		for (size_t i = 0; i < n; i++)
+			peer_free(u64map_del(&ps->by_id, gone[i]));
+		ps->unknown_seen = 0;
+	}
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return 1;
+}
+
+int peer_init(struct gw *gw)
+{
+	const Ipc__WorkerConfig *cfg = gw->w->cfg;
+	struct peers *ps = calloc(1, sizeof(*ps));
+	if (!ps)
+		return -ENOMEM;
+	ps->gw = gw;
+	snprintf(ps->cid, sizeof(ps->cid), "%llx",
+		 (unsigned long long)gw->cluster_id);
+	snprintf(ps->from, sizeof(ps->from), "%llx",
+		 (unsigned long long)gw->member_id);
+	ps->timer = event_new(gw->base, -1, EV_PERSIST, on_timer, ps);
+	ps->flush_ev = event_new(gw->base, -1, 0, on_flush, ps);
+	gw->peers = ps;
+	if (!ps->timer || !ps->flush_ev) {
+		peer_done(gw);
+		return -ENOMEM;
+	}
+	struct timeval tv = { PEER_REFRESH_MS / 1000,
+			      (PEER_REFRESH_MS % 1000) * 1000 };
+	event_add(ps->timer, &tv);
+	for (size_t i = 0; cfg && i < cfg->n_initial_members; i++) {
+		const Etcdserverpb__Member *m = cfg->initial_members[i];
+		if (m->n_peerurls && peer_set_url(gw, m->id, m->peerurls[0]) < 0)
+			log_warn("rafthttp", "cannot use peer URL %s of %llx",
+				 m->peerurls[0], (unsigned long long)m->id);
+	}
+	return 0;
+}
+
+void peer_done(struct gw *gw)
+{
+	struct peers *ps = gw->peers;
+	if (!ps)
+		return;
+	for (size_t i = 0; i < ps->by_id.cap; i++)
+		peer_free(ps->by_id.slot[i].val);
+	u64map_clear(&ps->by_id);
+	if (ps->timer)
+		event_free(ps->timer);
+	if (ps->flush_ev)
+		event_free(ps->flush_ev);
+	free(ps);
+	gw->peers = NULL;
+}
