@@ -73,28 +73,13 @@ static const struct pending_kv *pending_find(const struct mvcc *m,
 int mvcc_kv_at(struct mvcc *m, const struct kirev *rev, struct arena *a,
 	       Mvccpb__KeyValue **ret)
 {
-	Mvccpb__KeyValue *kv;
 	const struct pending_kv *p = m->npend ? pending_find(m, rev) : NULL;
-	if (p) {
-		kv = mvccpb__key_value__unpack(&a->pb, p->len, p->data);
-	} else {
-		uint8_t k[REVKEY_MAX];
-		size_t klen = revkey_put(k, rev);
-		char *err = NULL;
-		rocksdb_pinnableslice_t *s = rocksdb_get_pinned_cf(
-			m->db, m->ro, m->cf[CF_KEY], (const char *)k, klen, &err);
-		if (err) {
-			rocksdb_free(err);
-			return -EIO;
-		}
+	if (!p) {
+		int r = mvcc_kv_rev(m, rev->main, rev->sub, a, ret);
 		/* The index names only revisions that are stored. */
-		if (!s)
-			return -EIO;
-		size_t vlen;
-		const char *v = rocksdb_pinnableslice_value(s, &vlen);
-		kv = mvccpb__key_value__unpack(&a->pb, vlen, (const uint8_t *)v);
-		rocksdb_pinnableslice_destroy(s);
+		return r == -ENOENT ? -EIO : r;
 	}
+	Mvccpb__KeyValue *kv = mvccpb__key_value__unpack(&a->pb, p->len, p->data);
 	if (!kv)
 		return -EIO;
 	*ret = kv;
