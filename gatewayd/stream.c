@@ -4,6 +4,7 @@
  * some of them wait for, and noticing the client leave or fall behind.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -234,7 +235,16 @@ static void send_text(struct wstream *ws, char *text, size_t len)
 		free(text);
 	}
 	if (ok && ws->req->chunked)
-		evbuffer_add(out, "\r\n", 2);
+		ok = evbuffer_add(out, "\r\n", 2) == 0;
+	if (!ok) {
+		/* Out of memory in the middle of a chunk: a dropped or
+		 * half-framed message would leave the client a gap or a broken
+		 * stream. Restarting gatewayd closes every stream and clients
+		 * resume from their last revision; the arena treats running
+		 * out of memory the same way. */
+		fputs("gatewayd: out of memory while writing a stream\n", stderr);
+		abort();
+	}
 }
 
 void stream_flush(struct wstream *ws)
