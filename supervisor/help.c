@@ -5,49 +5,33 @@
  */
 #include "config.h"
 
-const char config_usage_text[] =
-	"Usage:\n"
+/* The short usage is also how the full help text begins. */
+#define USAGE \
+	"Usage:\n" \
+	"\n" \
+	"  etcd [flags]\n" \
+	"    Start an etcd server.\n" \
+	"\n" \
+	"  etcd --version\n" \
+	"    Show the version of etcd.\n" \
+	"\n" \
+	"  etcd -h | --help\n" \
+	"    Show the help information about etcd.\n" \
+	"\n" \
+	"  etcd --config-file\n" \
+	"    Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.\n" \
+	"\n" \
+	"  etcd gateway\n" \
+	"    Run the stateless pass-through etcd TCP connection forwarding proxy.\n" \
+	"\n" \
+	"  etcd grpc-proxy\n" \
+	"    Run the stateless etcd v3 gRPC L7 reverse proxy.\n" \
 	"\n"
-	"  etcd [flags]\n"
-	"    Start an etcd server.\n"
-	"\n"
-	"  etcd --version\n"
-	"    Show the version of etcd.\n"
-	"\n"
-	"  etcd -h | --help\n"
-	"    Show the help information about etcd.\n"
-	"\n"
-	"  etcd --config-file\n"
-	"    Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.\n"
-	"\n"
-	"  etcd gateway\n"
-	"    Run the stateless pass-through etcd TCP connection forwarding proxy.\n"
-	"\n"
-	"  etcd grpc-proxy\n"
-	"    Run the stateless etcd v3 gRPC L7 reverse proxy.\n"
-	"\n";
+
+const char config_usage_text[] = USAGE;
 
 const char config_help_text[] =
-	"Usage:\n"
-	"\n"
-	"  etcd [flags]\n"
-	"    Start an etcd server.\n"
-	"\n"
-	"  etcd --version\n"
-	"    Show the version of etcd.\n"
-	"\n"
-	"  etcd -h | --help\n"
-	"    Show the help information about etcd.\n"
-	"\n"
-	"  etcd --config-file\n"
-	"    Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.\n"
-	"\n"
-	"  etcd gateway\n"
-	"    Run the stateless pass-through etcd TCP connection forwarding proxy.\n"
-	"\n"
-	"  etcd grpc-proxy\n"
-	"    Run the stateless etcd v3 gRPC L7 reverse proxy.\n"
-	"\n"
+	USAGE
 	"\n"
 	"Member:\n"
 	"  --name 'default'\n"

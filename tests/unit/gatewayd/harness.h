@@ -21,17 +21,8 @@
 #include "raft_internal.pb-c.h"
 #include "rpc.pb-c.h"
 
-extern int failures;
+#include "tcheck.h"
 
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);        \
-			fprintf(stderr, __VA_ARGS__);                          \
-			fprintf(stderr, "\n");                                 \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
 
 #define MEMBER 0x6bb9b1d4a17b1503ULL
 #define CLUSTER 0xac3c15e4a1a63f2aULL

@@ -12,17 +12,9 @@
 #include "pbjson.h"
 #include "rpc.pb-c.h"
 
-static int failures;
+#include "tcheck.h"
 
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);        \
-			fprintf(stderr, __VA_ARGS__);                          \
-			fprintf(stderr, "\n");                                 \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
+int failures;
 
 /* Decodes in as d, then prints it again: want is either the JSON we print or
  * "ERR:<Go's message>". */

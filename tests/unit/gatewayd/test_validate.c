@@ -8,17 +8,9 @@
 #include "rpc.pb-c.h"
 #include "validate.h"
 
-static int failures;
+#include "tcheck.h"
 
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);        \
-			fprintf(stderr, __VA_ARGS__);                          \
-			fprintf(stderr, "\n");                                 \
-			failures++;                                            \
-		}                                                              \
-	} while (0)
+int failures;
 
 /* want: NULL for valid, else etcd's message. Outcomes checked against
  * etcd 3.4.23. */
