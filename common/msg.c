@@ -12,12 +12,15 @@ const char *msg_type_name(uint16_t type)
 	case MSG_FATAL: return "MSG_FATAL";
 	case MSG_METRICS: return "MSG_METRICS";
 	case MSG_METRICS_RESP: return "MSG_METRICS_RESP";
+	case MSG_SHUTDOWN: return "MSG_SHUTDOWN";
+	case MSG_SHUTDOWN_DONE: return "MSG_SHUTDOWN_DONE";
 	case MSG_PROPOSE: return "MSG_PROPOSE";
 	case MSG_PROPOSE_ERR: return "MSG_PROPOSE_ERR";
 	case MSG_READINDEX: return "MSG_READINDEX";
 	case MSG_READINDEX_RESP: return "MSG_READINDEX_RESP";
 	case MSG_RAFT_STATE: return "MSG_RAFT_STATE";
 	case MSG_RAFT_MSG: return "MSG_RAFT_MSG";
+	case MSG_SNAP_STATUS: return "MSG_SNAP_STATUS";
 	case MSG_APPLY: return "MSG_APPLY";
 	case MSG_APPLIED: return "MSG_APPLIED";
 	case MSG_QUERY: return "MSG_QUERY";
@@ -26,6 +29,10 @@ const char *msg_type_name(uint16_t type)
 	case MSG_WATCH_CANCEL: return "MSG_WATCH_CANCEL";
 	case MSG_WATCH_PROGRESS: return "MSG_WATCH_PROGRESS";
 	case MSG_WATCH_EVENTS: return "MSG_WATCH_EVENTS";
+	case MSG_SNAP_MAKE: return "MSG_SNAP_MAKE";
+	case MSG_SNAP_FILE: return "MSG_SNAP_FILE";
+	case MSG_SNAP_CHUNK: return "MSG_SNAP_CHUNK";
+	case MSG_SNAP_ACK: return "MSG_SNAP_ACK";
 	}
 	return "MSG_?";
 }

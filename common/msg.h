@@ -35,6 +35,8 @@ enum msg_type {
 	MSG_FATAL = 6,    /* w -> sup: ipc.Error: cannot go on; sup prints and exits 1 */
 	MSG_METRICS = 7,      /* gw -> sup, raft, stor: empty; id = round id */
 	MSG_METRICS_RESP = 8, /* -> gw: ipc.Metrics (the supervisor adds discoveryd's) */
+	MSG_SHUTDOWN = 9,      /* sup -> raft: empty; the member stops: hand leadership over */
+	MSG_SHUTDOWN_DONE = 10, /* raft -> sup: empty; leadership handed over (or not ours) */
 
 	/* gatewayd <-> raftd */
 	MSG_PROPOSE = 16,        /* gw -> raft: raw InternalRaftRequest bytes; id = request ID */
@@ -43,6 +45,7 @@ enum msg_type {
 	MSG_READINDEX_RESP = 19, /* raft -> gw: ipc.ReadIndexResp */
 	MSG_RAFT_STATE = 20,     /* raft -> gw, stor: ipc.RaftState, on every change */
 	MSG_RAFT_MSG = 21,       /* gw <-> raft: raftpb.Message to or from a peer */
+	MSG_SNAP_STATUS = 22,    /* gw -> raft: ipc.SnapStatus; a MsgSnap's delivery ended */
 
 	/* raftd <-> storaged (storaged also sends MSG_PROPOSE: lease revokes on
 	 * expiry; raftd answers failures with MSG_PROPOSE_ERR) */
@@ -56,6 +59,12 @@ enum msg_type {
 	MSG_WATCH_CANCEL = 51,   /* gw -> stor: ipc.WatchCancel */
 	MSG_WATCH_PROGRESS = 52, /* gw -> stor: ipc.WatchProgress */
 	MSG_WATCH_EVENTS = 53,   /* stor -> gw: ipc.WatchEvents */
+
+	/* Snapshots between members (docs/ARCHITECTURE.md, Snapshots); id = transfer id */
+	MSG_SNAP_MAKE = 64,  /* gw -> stor: ipc.SnapMake: snapshot the store for a peer */
+	MSG_SNAP_FILE = 65,  /* stor -> gw: ipc.SnapFile (+ fd): one file of it, or the end */
+	MSG_SNAP_CHUNK = 66, /* gw -> stor: ipc.SnapChunk: bytes of a snapshot being received */
+	MSG_SNAP_ACK = 67,   /* stor -> gw: ipc.SnapAck: chunk written, or snapshot installed */
 };
 
 /* A printable name for logs ("MSG_APPLY"), or "MSG_?". */

@@ -336,9 +336,6 @@ static int check_unsupported(struct config *c, bool initialized,
 		return config_fail(err, CFG_ERR_PLAIN, NULL,
 				   "--auth-token=%s is not supported yet",
 				   cfg_str(c, F_AUTH_TOKEN));
-	if (!initialized && c->n_members > 1)
-		return config_fail(err, CFG_ERR_PLAIN, NULL,
-				   "an --initial-cluster with more than one member is not supported yet");
 	if (!initialized &&
 	    strcmp(cfg_str(c, F_INITIAL_CLUSTER_STATE), "existing") == 0)
 		return config_fail(err, CFG_ERR_PLAIN, NULL,

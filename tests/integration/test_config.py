@@ -291,18 +291,6 @@ def test_https_url_is_refused(tmp_path):
 
 
 @pytest.mark.ours_only
-def test_multi_member_cluster_is_refused(tmp_path):
-    h0, h1, h2 = guide_hosts()
-    args = member_args(h0, name="infra0", data_dir="dd")
-    args[args.index("--initial-cluster") + 1] = \
-        "infra0=http://%s:2380,infra1=http://%s:2380,infra2=http://%s:2380" % (h0, h1, h2)
-    p = run_etcd(args, cwd=tmp_path, timeout=10)
-    assert p.returncode == 1, p.stderr
-    assert "not supported yet" in p.stderr
-    assert not (tmp_path / "dd").exists()
-
-
-@pytest.mark.ours_only
 def test_gateway_mode_is_refused(tmp_path):
     p = run_etcd(["gateway", "start", "--endpoints", "127.0.0.1:2379",
                   "--listen-addr", "%s:23790" % fresh_host()], cwd=tmp_path, timeout=10)

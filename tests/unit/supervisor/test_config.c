@@ -395,11 +395,6 @@ static void bootstrap(void)
 		   NOENV, CFG_ERR_PLAIN, "--proxy=readonly is not supported yet");
 	expect_boot_err(A("--initial-cluster-state", "existing"), CFG_ERR_PLAIN,
 			"--initial-cluster-state existing is not supported yet");
-	expect_boot_err(A("--name", "infra0", "--initial-advertise-peer-urls",
-			  "http://127.0.2.10:2380", "--initial-cluster",
-			  "infra0=http://127.0.2.10:2380,infra1=http://127.0.2.11:2380"),
-			CFG_ERR_PLAIN, "an --initial-cluster with more than one member is not "
-			"supported yet");
 	expect_err(A("--config-file", "etcd.conf.yml"), NOENV, CFG_ERR_PLAIN,
 		   "--config-file is not supported yet");
 	expect_err(A("gateway", "start"), NOENV, CFG_ERR_PLAIN,
