@@ -53,6 +53,7 @@ struct sup {
 	struct child ch[PROC_MAX];
 	int all_ready_logged;
 	int stopping;
+	int handing_over; /* waiting for raftd's MSG_SHUTDOWN_DONE */
 	int stage;
 	int exit_code;
 	struct event *stage_timer;
@@ -92,6 +93,17 @@ static uint64_t now_ms(void)
 
 static void begin_stop(struct sup *s, int code);
 static void child_died(struct sup *s, struct child *c);
+static void run_stage(struct sup *s);
+
+/* The leader hand-over before the stop stages is over (or given up). */
+static void handover_done(struct sup *s)
+{
+	if (!s->handing_over)
+		return;
+	s->handing_over = 0;
+	evtimer_del(s->stage_timer);
+	run_stage(s);
+}
 
 /* Signals c if it is running and not yet reaped (its pid is still its own). */
 static void signal_child(struct child *c, int sig)
@@ -145,6 +157,10 @@ static void child_msg(struct link *l, const struct msg_hdr *hdr,
 	}
 	case MSG_METRICS:
 		metrics_asked(s, c, hdr->id);
+		break;
+	case MSG_SHUTDOWN_DONE:
+		if (c->role == PROC_RAFTD)
+			handover_done(s);
 		break;
 	default:
 		log_warn(PKG, "unexpected %s from %s", msg_type_name(hdr->type),
@@ -304,6 +320,11 @@ static void stage_timeout(evutil_socket_t fd, short what, void *arg)
 	struct sup *s = arg;
 	(void)fd;
 	(void)what;
+	if (s->handing_over) {
+		log_warn(PKG, "raftd did not hand leadership over in time; stopping anyway");
+		handover_done(s);
+		return;
+	}
 	s->stage++;
 	if ((size_t)s->stage < N_STAGES) {
 		run_stage(s);
@@ -327,6 +348,22 @@ static void begin_stop(struct sup *s, int code)
 	s->stage = 0;
 	for (int r = PROC_RAFTD; r < PROC_MAX; r++)
 		evtimer_del(s->ch[r].restart);
+	/*
+	 * A clean stop first lets raftd hand leadership to another member, as
+	 * etcd does on SIGTERM, while gatewayd still carries its messages. A
+	 * fatal error stops at once.
+	 */
+	struct child *rc = &s->ch[PROC_RAFTD];
+	if (code == 0 && rc->link && rc->ready &&
+	    link_send(rc->link, MSG_SHUTDOWN, 0, NULL, 0) == 0) {
+		s->handing_over = 1;
+		unsigned ms = SUP_HANDOVER_EXTRA_MS +
+			      3 * (s->wcfg->election_timeout_ms ?
+				   s->wcfg->election_timeout_ms : 1000);
+		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+		evtimer_add(s->stage_timer, &tv);
+		return;
+	}
 	run_stage(s);
 }
 
@@ -346,6 +383,9 @@ static void child_died(struct sup *s, struct child *c)
 	}
 	if (s->stopping) {
 		log_info(PKG, "%s (pid %d) %s", proc_name(c->role), (int)pid, how);
+		if (s->handing_over && c->role != PROC_RAFTD)
+			return;
+		s->handing_over = 0;
 		evtimer_del(s->stage_timer);
 		run_stage(s);
 		return;

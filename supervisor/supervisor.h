@@ -17,6 +17,9 @@
 #define SUP_CRASH_WINDOW_MS 30000
 /* Shutdown: each stage waits this long before the next; then SIGKILL. */
 #define SUP_STOP_STAGE_MS 1500
+/* Before the stages, raftd may hand leadership over for at most three
+ * election timeouts plus this. */
+#define SUP_HANDOVER_EXTRA_MS 1000
 
 /*
  * Starts every worker with wcfg (borrowed) and the listeners (borrowed; the

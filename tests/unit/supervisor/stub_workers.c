@@ -2,7 +2,8 @@
  * Stand-in workers for the supervisor's process test: real worker runtimes
  * (common/worker.c) that take listeners and peer links and say so on
  * stderr, so the test sees what the supervisor handed them. The gatewayd
- * stub asks the supervisor for metrics on SIGUSR1 and logs the answer.
+ * stub asks the supervisor for metrics on SIGUSR1 and logs the answer; the
+ * raftd stub answers the supervisor's MSG_SHUTDOWN at once.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +42,11 @@ static void on_msg(struct worker *w, enum proc_role from,
 		close(fd);
 	if (from == PROC_SUPERVISOR && hdr->type == MSG_METRICS_RESP)
 		log_metrics(w, hdr, body);
+	/* The leader hand-over at a clean stop: nothing to hand over here. */
+	if (from == PROC_SUPERVISOR && hdr->type == MSG_SHUTDOWN) {
+		log_info("stub", "%s: asked to hand leadership over", proc_name(w->role));
+		link_send(w->sup, MSG_SHUTDOWN_DONE, 0, NULL, 0);
+	}
 }
 
 static struct event *usr1; /* gatewayd's trigger */

@@ -330,6 +330,8 @@ static void lifecycle(void)
 	kill(sup, SIGTERM);
 	CHECK(wait_exit(sup, 10000) == 0);
 	CHECK(strstr(slurp("run.log"), "received terminated signal, shutting down..."));
+	/* raftd was asked to hand leadership over before anything stopped. */
+	CHECK(strstr(slurp("run.log"), "raftd: asked to hand leadership over"));
 	msleep(100);
 	for (int i = 0; i < 3; i++)
 		CHECK(!alive(pids[i]) || find_child(sup, roles[i]) == 0);
