@@ -103,6 +103,8 @@ _addr_base = 100 + os.getpid() % 100
 
 def _port_free(host, port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # as etcd's listeners do: connections in TIME_WAIT do not make a port taken
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind((host, port))
         return True
