@@ -1,0 +1,66 @@
+# Shared by bench/run.sh (one member each) and bench/cluster.sh (three members each):
+# the work dir, stopping everything started (by PID), RSS, wrk and fill runs.
+# Expects ROOT, LUA and THREADS set by the sourcing script; sets WORK, PIDS, HELPER_PID.
+
+WORK=$(mktemp -d /tmp/etcd-bench.XXXXXX)
+PIDS=()
+HELPER_PID=
+
+descendants() { # pid -> every descendant pid, from /proc/<pid>/task/*/children
+	local c
+	for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		echo "$c"
+		descendants "$c"
+	done
+}
+
+stop_all() {
+	local pid all p i
+	if [ -n "$HELPER_PID" ]; then
+		kill -TERM "$HELPER_PID" 2>/dev/null || true
+		wait "$HELPER_PID" 2>/dev/null || true
+		HELPER_PID=
+	fi
+	for pid in "${PIDS[@]}"; do
+		all="$pid $(descendants "$pid" | tr '\n' ' ')"
+		kill -TERM "$pid" 2>/dev/null || true
+		for i in $(seq 100); do # up to 10 s
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		for p in $all; do
+			kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+		done
+		wait "$pid" 2>/dev/null || true
+	done
+	PIDS=()
+	rm -rf "$WORK"
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+rss_kib() { # pid -> total VmRSS of the pid and its descendants, KiB
+	local total=0 p r
+	for p in "$1" $(descendants "$1"); do
+		r=$(awk '/^VmRSS:/ {print $2}' /proc/"$p"/status 2>/dev/null || true)
+		total=$((total + ${r:-0}))
+	done
+	echo "$total"
+}
+
+nprocs() { echo $((1 + $(descendants "$1" | wc -l))); }
+
+wrk_run() { # host threads conns seconds args... -> "RESULT ..." line
+	local host=$1 t=$2 c=$3 d=$4
+	shift 4
+	wrk -t "$t" -c "$c" -d "${d}s" --timeout 10s -s "$LUA" "http://$host:2379" -- "$@" |
+		grep '^RESULT' || echo "RESULT 0 0 0 0"
+}
+
+fill() { # host prefix total
+	local r
+	r=$(timeout 900 /usr/bin/python3 "$ROOT/bench/fill.py" "$1" "$2" "$3" "$THREADS" 32) ||
+		echo "bench: fill of $1 failed: $r" >&2
+	echo "  filled $3 keys on $1 ($r)"
+}
+
