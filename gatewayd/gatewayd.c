@@ -331,6 +331,11 @@ static void on_msg(struct worker *w, enum proc_role from,
 		   const struct msg_hdr *hdr, const uint8_t *body, int fd)
 {
 	struct gw *gw = w->arg;
+	/* Only a snapshot's files come with a descriptor. */
+	if (from == PROC_STORAGED && hdr->type == MSG_SNAP_FILE) {
+		snap_on_file(gw, hdr->id, body, hdr->len, fd);
+		return;
+	}
 	if (fd >= 0)
 		close(fd);
 	switch (from) {
@@ -357,6 +362,10 @@ static void on_msg(struct worker *w, enum proc_role from,
 		}
 		if (hdr->type == MSG_WATCH_EVENTS) {
 			watch_on_events(gw, body, hdr->len);
+			return;
+		}
+		if (hdr->type == MSG_SNAP_ACK) {
+			snap_on_ack(gw, hdr->id, body, hdr->len);
 			return;
 		}
 		break;
@@ -392,10 +401,12 @@ static void on_peer_down(struct worker *w, enum proc_role role)
 		gw->ri_id = 0;
 		gw->leader = 0;
 		pending_fail_if(gw, waits_on_raftd, 14, ERR_TIMEOUT);
+		snap_raftd_down(gw);
 	} else if (role == PROC_STORAGED) {
 		pending_fail_if(gw, waits_on_storaged, 14, ERR_TIMEOUT);
 		watch_storaged_down(gw);
 		stream_storaged_down(gw);
+		snap_storaged_down(gw);
 	}
 	log_warn("embed", "lost %s: failed the requests waiting on it",
 		 proc_name(role));
@@ -473,7 +484,7 @@ int gw_init(struct gw *gw, struct worker *w)
 		gw_done(gw);
 		return -ENOMEM;
 	}
-	if (peer_init(gw) < 0) {
+	if (peer_init(gw) < 0 || snap_init(gw) < 0) {
 		gw_done(gw);
 		return -ENOMEM;
 	}
@@ -493,7 +504,10 @@ void gw_done(struct gw *gw)
 	gwm_done(gw);
 	/* Closing the connections ends the streams and their watches. */
 	http_close_all(gw);
+	/* After the connections: their close callbacks still see it. */
+	snap_done(gw);
 	peer_done(gw);
+	pstat_done(gw);
 	if (gw->ri_ev)
 		event_free(gw->ri_ev);
 	if (gw->tick)

@@ -147,8 +147,10 @@ struct gw {
 	struct event *m_timer;
 	uint64_t m_started[PK_MAX]; /* requests started, by enum pkind */
 
-	/* The peer transport (peer_*.c). */
+	/* The peer transport (peer_*.c, snap_*.c). */
 	struct peers *peers;
+	struct snaps *snaps;
+	struct u64map pstats;       /* member id -> struct pstat (peer_stats.c) */
 	/* Tests see a fatal peer error here instead of the exit. */
 	void (*fatal_hook)(struct gw *gw, const char *msg);
 };

@@ -10,6 +10,7 @@
 #include <event2/http.h>
 
 #include "metrics.h"
+#include "peer.h"
 #include "stream.h"
 
 #define CTYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -53,6 +54,7 @@ static void add_own(struct gw *gw, struct metrics_out *o)
 			    "Total number of RPCs started on the server.",
 			    (double)gw->m_started[k], labels, values);
 	}
+	pstat_render(gw, o);
 }
 
 static void finish_round(struct gw *gw)

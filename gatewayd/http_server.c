@@ -205,6 +205,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	if (l->peer) {
 		if (strcmp(path, "/raft") == 0) {
 			peer_recv_handle(gw, req);
+		} else if (strcmp(path, "/raft/snapshot") == 0) {
+			snap_recv_handle(gw, req);
 		} else if (strcmp(path, "/version") == 0) {
 			if (m == EVHTTP_REQ_GET)
 				reply_version(req);
@@ -267,8 +269,10 @@ int http_listen(struct gw *gw, const char *url, int peer, int fd)
 		EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
 		EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	/* Bodies far beyond the gRPC limit cannot be valid requests: evhttp
-	 * refuses them (413) before they are buffered. */
-	evhttp_set_max_body_size(l->http, (ev_ssize_t)(GW_BODY_FACTOR * gw->grpc_max));
+	 * refuses them (413) before they are buffered. Peers send batches
+	 * and snapshot chunks, bounded by the transport's own limits. */
+	evhttp_set_max_body_size(l->http, peer ? (ev_ssize_t)PEER_MAX_BODY
+		: (ev_ssize_t)(GW_BODY_FACTOR * gw->grpc_max));
 	evhttp_set_max_headers_size(l->http, MAX_HEADERS_SIZE);
 	evhttp_set_timeout(l->http, GW_IDLE_TIMEOUT_S);
 	evhttp_set_gencb(l->http, on_request, l);

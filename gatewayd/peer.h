@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 
 #include "ipc.pb-c.h"
 
@@ -29,6 +30,11 @@ struct gw;
 /* Members we keep URLs for: each costs a connection. */
 #define PEER_MAX_MEMBERS 64
 #define PEER_VERSION "3.4.23"
+/* The peer listener's body limit: a whole /raft batch (the sender's queue
+ * bound) or a snapshot chunk, whatever the client port's limits are. */
+#define PEER_MAX_BODY (PEER_MAX_QUEUE + (64u << 10))
+/* raftpb.MessageType MsgSnap. */
+#define PEER_MSG_SNAP 7
 
 struct peers;
 
@@ -52,5 +58,91 @@ void peer_recv_handle(struct gw *gw, struct evhttp_request *req);
 /* Reads field `to` of a packed raftpb.Message without decoding the rest:
  * 0 and *ret_to, or -EINVAL. */
 int peer_msg_to(const uint8_t *b, size_t len, uint64_t *ret_to);
+/* The same for `to` and `type` (0, MsgHup, when left out). */
+int peer_msg_peek(const uint8_t *b, size_t len, uint64_t *ret_to,
+		  uint32_t *ret_type);
+
+/* Where member id's peer listener is: 0 with *ret_host (borrowed, valid
+ * until its URL changes) and *ret_port, or -ENOENT. */
+int peer_addr(struct gw *gw, uint64_t id, const char **ret_host,
+	      int *ret_port);
+/* The headers every request to a peer carries (Host, Content-Type and
+ * rafthttp's cluster, sender and version headers). */
+void peer_add_headers(struct gw *gw, struct evkeyvalq *h, const char *host,
+		      int port, const char *ctype);
+/*
+ * A peer answered req: if it is a 412 naming another cluster, this member
+ * stops with etcd's "conflicting cluster ID" message (only a test's
+ * fatal_hook returns). 1 if that was it, else 0.
+ */
+int peer_conflict(struct gw *gw, struct evhttp_request *req);
+/* Checks an incoming peer request's X-Etcd-Cluster-ID: 0 if ours, else
+ * answers 412 as etcd does and returns -EPERM. */
+int peer_check_cluster(struct gw *gw, struct evhttp_request *req);
+/* Parses a member ID in hex as rafthttp sends it (non-zero): 0 or -EINVAL. */
+int peer_parse_id(const char *s, uint64_t *ret_id);
+
+/* peer_stats.c: etcd's etcd_network_* metrics, per peer member. */
+enum pstat_kind {
+	PS_SENT_BYTES,      /* etcd_network_peer_sent_bytes_total{To} */
+	PS_RECV_BYTES,      /* etcd_network_peer_received_bytes_total{From} */
+	PS_SENT_FAIL,       /* etcd_network_peer_sent_failures_total{To} */
+	PS_RECV_FAIL,       /* etcd_network_peer_received_failures_total{From} */
+	PS_SNAP_SEND_OK,    /* etcd_network_snapshot_send_success{To} */
+	PS_SNAP_SEND_FAIL,  /* etcd_network_snapshot_send_failures{To} */
+	PS_SNAP_RECV_OK,    /* etcd_network_snapshot_receive_success{From} */
+	PS_SNAP_RECV_FAIL,  /* etcd_network_snapshot_receive_failures{From} */
+	PS_MAX
+};
+/* Peers we keep counters for: the ids come from peers' headers. */
+#define PSTAT_MAX_PEERS 256
+/* id 0 counts requests whose sender is not known (etcd's
+ * UNKNOWN_SNAPSHOT_SENDER). */
+void pstat_add(struct gw *gw, uint64_t id, enum pstat_kind k, uint64_t n);
+/* The connection to peer id works (1) or failed (0): etcd_network_active_peers
+ * and, on each loss, etcd_network_disconnected_peers_total. */
+void pstat_active(struct gw *gw, uint64_t id, int active);
+struct metrics_out;
+void pstat_render(struct gw *gw, struct metrics_out *o);
+void pstat_done(struct gw *gw);
+
+/* snap_send.c: the leader's half of a snapshot (docs/ARCHITECTURE.md). */
+/* How long a snapshot transfer may go without progress, and in all. */
+#define SNAP_STALL_MS 30000
+#define SNAP_MAX_MS (60u * 60 * 1000)
+/* The final request (the follower installs the snapshot) may take longer. */
+#define SNAP_DONE_TIMEOUT_S 120
+/* Bytes of a file per POST /raft/snapshot. */
+#define SNAP_CHUNK_MAX (1u << 20)
+/* Files of one snapshot, and a file name's length. */
+#define SNAP_MAX_FILES 4096
+#define SNAP_MAX_NAME 255
+
+int snap_init(struct gw *gw);
+/* Frees every transfer (fds closed); call after http_close_all(). */
+void snap_done(struct gw *gw);
+/* A MsgSnap from raftd (body: packed raftpb.Message) to member `to`. */
+void snap_send_msg(struct gw *gw, const uint8_t *body, size_t len,
+		   uint64_t to);
+/* MSG_SNAP_FILE from storaged; fd transferred (or -1). */
+void snap_on_file(struct gw *gw, uint64_t tid, const uint8_t *body,
+		  size_t len, int fd);
+/* Tests shorten the stall timeout. */
+void snap_set_stall_ms(struct gw *gw, uint32_t ms);
+/* Transfers being sent now (for tests and logs). */
+size_t snap_sending(struct gw *gw);
+
+/* snap_recv.c: the follower's half. */
+/* POST /raft/snapshot on the peer listener. */
+void snap_recv_handle(struct gw *gw, struct evhttp_request *req);
+/* MSG_SNAP_ACK from storaged. */
+void snap_on_ack(struct gw *gw, uint64_t tid, const uint8_t *body,
+		 size_t len);
+/* A file name as a snapshot may carry: 1 if acceptable. */
+int snap_name_ok(const char *name);
+
+/* Both halves: a worker's link went down. */
+void snap_raftd_down(struct gw *gw);
+void snap_storaged_down(struct gw *gw);
 
 #endif

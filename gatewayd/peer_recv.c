@@ -4,6 +4,7 @@
  * (412, our ID in X-Etcd-Cluster-Id); otherwise every message of the body
  * goes to raftd as its own MSG_RAFT_MSG, bytes untouched.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,25 +33,46 @@ static int well_framed(const uint8_t *b, size_t len)
 	return 1;
 }
 
+int peer_parse_id(const char *s, uint64_t *ret_id)
+{
+	char *end;
+	if (!s || !*s || strlen(s) > 16 || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 16);
+	if (*end || errno || v == 0)
+		return -EINVAL;
+	*ret_id = v;
+	return 0;
+}
+
+int peer_check_cluster(struct gw *gw, struct evhttp_request *req)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req),
+					   "X-Etcd-Cluster-ID");
+	uint64_t theirs;
+	if (peer_parse_id(h, &theirs) == 0 && theirs == gw->cluster_id)
+		return 0;
+	char ours[17];
+	snprintf(ours, sizeof(ours), "%llx", (unsigned long long)gw->cluster_id);
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+			  "X-Etcd-Cluster-Id", ours);
+	http_reply_text(req, 412, "cluster ID mismatch\n", NULL);
+	return -EPERM;
+}
+
 void peer_recv_handle(struct gw *gw, struct evhttp_request *req)
 {
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		http_reply_text(req, 405, "Method Not Allowed\n", "POST");
 		return;
 	}
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req),
-					   "X-Etcd-Cluster-ID");
-	char *end;
-	uint64_t theirs = h && *h ? strtoull(h, &end, 16) : 0;
-	if (!h || !*h || *end || theirs != gw->cluster_id) {
-		char ours[17];
-		snprintf(ours, sizeof(ours), "%llx",
-			 (unsigned long long)gw->cluster_id);
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-				  "X-Etcd-Cluster-Id", ours);
-		http_reply_text(req, 412, "cluster ID mismatch\n", NULL);
+	if (peer_check_cluster(gw, req) < 0)
 		return;
-	}
+	/* Counted by the sender's word; 0 (unknown) when it says nothing. */
+	uint64_t from = 0;
+	peer_parse_id(evhttp_find_header(evhttp_request_get_input_headers(req),
+					 "X-Server-From"), &from);
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	const uint8_t *b = len ? evbuffer_pullup(in, -1) : NULL;
@@ -59,6 +81,7 @@ void peer_recv_handle(struct gw *gw, struct evhttp_request *req)
 		return;
 	}
 	if (!well_framed(b, len)) {
+		pstat_add(gw, from, PS_RECV_FAIL, 1);
 		http_reply_text(req, 400, "error reading raft message\n", NULL);
 		return;
 	}
@@ -74,6 +97,7 @@ void peer_recv_handle(struct gw *gw, struct evhttp_request *req)
 			if (worker_send(gw->w, PROC_RAFTD, MSG_RAFT_MSG, 0, b + i,
 					n) < 0)
 				break;
+			pstat_add(gw, from, PS_RECV_BYTES, n);
 			i += n;
 		}
 	}

@@ -27,7 +27,9 @@ struct peer {
 	int port;
 	struct evhttp_connection *evcon; /* made on the first send */
 	struct evbuffer *q;        /* {u32 le length, message} waiting */
+	uint64_t q_msgs;           /* messages in q */
 	int inflight;
+	uint64_t inflight_msgs, inflight_bytes; /* of the request out */
 	uint64_t retry_at_ms;      /* failed: messages dropped until then */
 	unsigned backoff_ms;
 	uint64_t dropped;          /* since the last warning */
@@ -46,40 +48,39 @@ struct peers {
 	char cid[17], from[17];    /* our cluster and member IDs in hex */
 };
 
-int peer_msg_to(const uint8_t *b, size_t len, uint64_t *ret_to)
+static int varint(const uint8_t *b, size_t len, size_t *i, uint64_t *ret_v)
 {
+	uint64_t v = 0;
+	for (int s = 0;; s += 7) {
+		if (*i >= len || s > 63)
+			return -EINVAL;
+		v |= (uint64_t)(b[*i] & 0x7f) << s;
+		if (!(b[(*i)++] & 0x80))
+			break;
+	}
+	*ret_v = v;
+	return 0;
+}
+
+int peer_msg_peek(const uint8_t *b, size_t len, uint64_t *ret_to,
+		  uint32_t *ret_type)
+{
+	uint64_t to = 0, type = 0;
 	size_t i = 0;
 	while (i < len) {
-		uint64_t tag = 0, v = 0;
-		for (int s = 0;; s += 7) {
-			if (i >= len || s > 63)
-				return -EINVAL;
-			tag |= (uint64_t)(b[i] & 0x7f) << s;
-			if (!(b[i++] & 0x80))
-				break;
-		}
+		uint64_t tag, v;
+		if (varint(b, len, &i, &tag) < 0)
+			return -EINVAL;
 		unsigned wt = tag & 7;
 		if (wt == 0) {
-			for (int s = 0;; s += 7) {
-				if (i >= len || s > 63)
-					return -EINVAL;
-				v |= (uint64_t)(b[i] & 0x7f) << s;
-				if (!(b[i++] & 0x80))
-					break;
-			}
-			if (tag >> 3 == 2) {
-				*ret_to = v;
-				return 0;
-			}
+			if (varint(b, len, &i, &v) < 0)
+				return -EINVAL;
+			if (tag >> 3 == 1)
+				type = v;
+			else if (tag >> 3 == 2)
+				to = v;
 		} else if (wt == 2) {
-			for (int s = 0;; s += 7) {
-				if (i >= len || s > 63)
-					return -EINVAL;
-				v |= (uint64_t)(b[i] & 0x7f) << s;
-				if (!(b[i++] & 0x80))
-					break;
-			}
-			if (v > len - i)
+			if (varint(b, len, &i, &v) < 0 || v > len - i)
 				return -EINVAL;
 			i += (size_t)v;
 		} else if (wt == 1 || wt == 5) {
@@ -92,7 +93,17 @@ int peer_msg_to(const uint8_t *b, size_t len, uint64_t *ret_to)
 		}
 	}
 	/* proto3 leaves a zero `to` out; zero is no member. */
-	return -EINVAL;
+	if (!to || type > UINT32_MAX)
+		return -EINVAL;
+	*ret_to = to;
+	*ret_type = (uint32_t)type;
+	return 0;
+}
+
+int peer_msg_to(const uint8_t *b, size_t len, uint64_t *ret_to)
+{
+	uint32_t type;
+	return peer_msg_peek(b, len, ret_to, &type);
 }
 
 static void peer_free(struct peer *p)
@@ -184,9 +195,11 @@ int peer_set_url(struct gw *gw, uint64_t id, const char *url)
 	return 0;
 }
 
+/* n messages to p are lost: etcd counts each as a send failure. */
 static void warn_drop(struct peer *p, uint64_t n, const char *why)
 {
 	uint64_t now = gw_now_ms();
+	pstat_add(p->ps->gw, p->id, PS_SENT_FAIL, n);
 	p->dropped += n;
 	if (now < p->warn_at_ms)
 		return;
@@ -196,6 +209,34 @@ static void warn_drop(struct peer *p, uint64_t n, const char *why)
 	p->warn_at_ms = now + WARN_EVERY_MS;
 }
 
+static void drain_queue(struct peer *p)
+{
+	evbuffer_drain(p->q, evbuffer_get_length(p->q));
+	p->q_msgs = 0;
+}
+
+int peer_conflict(struct gw *gw, struct evhttp_request *req)
+{
+	if (!req || evhttp_request_get_response_code(req) != 412)
+		return 0;
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req),
+					   "X-Etcd-Cluster-ID");
+	char *end;
+	uint64_t theirs = h ? strtoull(h, &end, 16) : 0;
+	if (!h || !*h || *end || theirs == gw->cluster_id)
+		return 0;
+	char msg[160];
+	snprintf(msg, sizeof(msg),
+		 "conflicting cluster ID to the target cluster "
+		 "(%016llx != %016llx). Exiting.",
+		 (unsigned long long)theirs, (unsigned long long)gw->cluster_id);
+	if (gw->fatal_hook) {
+		gw->fatal_hook(gw, msg);
+		return 1;
+	}
+	worker_fatal(gw->w, "%s", msg);
+}
+
 static void post(struct peer *p);
 
 static void on_answer(struct evhttp_request *req, void *arg)
@@ -203,46 +244,60 @@ static void on_answer(struct evhttp_request *req, void *arg)
 	struct peer *p = arg;
 	struct gw *gw = p->ps->gw;
 	int code = req ? evhttp_request_get_response_code(req) : 0;
+	uint64_t msgs = p->inflight_msgs;
 
 	p->inflight = 0;
+	p->inflight_msgs = 0;
 	if (code == 0) {
 		/* Unreachable: what waits is dropped (raftd copes with
 		 * loss), and so is what comes until the retry. */
-		size_t n = evbuffer_get_length(p->q);
-		evbuffer_drain(p->q, n);
+		uint64_t n = msgs + p->q_msgs;
+		drain_queue(p);
 		p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2
 					      : PEER_BACKOFF_MIN_MS;
 		if (p->backoff_ms > PEER_BACKOFF_MAX_MS)
 			p->backoff_ms = PEER_BACKOFF_MAX_MS;
 		p->retry_at_ms = gw_now_ms() + p->backoff_ms;
-		warn_drop(p, 1, "peer unreachable");
+		pstat_active(gw, p->id, 0);
+		warn_drop(p, n, "peer unreachable");
 		return;
 	}
-	if (code == 412) {
-		const char *h = evhttp_find_header(
-			evhttp_request_get_input_headers(req), "X-Etcd-Cluster-ID");
-		char *end;
-		uint64_t theirs = h ? strtoull(h, &end, 16) : 0;
-		if (h && *h && !*end && theirs != gw->cluster_id) {
-			char msg[160];
-			snprintf(msg, sizeof(msg),
-				 "conflicting cluster ID to the target cluster "
-				 "(%016llx != %016llx). Exiting.",
-				 (unsigned long long)theirs,
-				 (unsigned long long)gw->cluster_id);
-			if (gw->fatal_hook) {
-				gw->fatal_hook(gw, msg);
-				return;
-			}
-			worker_fatal(gw->w, "%s", msg);
-		}
-	}
+	if (peer_conflict(gw, req))
+		return;
+	/* As etcd's pipeline: a refused post deactivates the peer too. */
+	pstat_active(gw, p->id, code / 100 == 2);
 	if (code / 100 != 2)
-		warn_drop(p, 1, "peer refused the batch");
+		warn_drop(p, msgs, "peer refused the batch");
+	else
+		pstat_add(gw, p->id, PS_SENT_BYTES, p->inflight_bytes);
 	p->backoff_ms = 0;
 	p->retry_at_ms = 0;
 	if (evbuffer_get_length(p->q))
 		post(p);
+}
+
+void peer_add_headers(struct gw *gw, struct evkeyvalq *h, const char *host,
+		      int port, const char *ctype)
+{
+	struct peers *ps = gw->peers;
+	char hp[300];
+	snprintf(hp, sizeof(hp), "%s:%d", host, port);
+	evhttp_add_header(h, "Host", hp);
+	evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_add_header(h, "X-Etcd-Cluster-ID", ps->cid);
+	evhttp_add_header(h, "X-Server-From", ps->from);
+	evhttp_add_header(h, "X-Server-Version", PEER_VERSION);
+}
+
+int peer_addr(struct gw *gw, uint64_t id, const char **ret_host,
+	      int *ret_port)
+{
+	struct peer *p = gw->peers ? u64map_get(&gw->peers->by_id, id) : NULL;
+	if (!p)
+		return -ENOENT;
+	*ret_host = p->host;
+	*ret_port = p->port;
+	return 0;
 }
 
 static void post(struct peer *p)
@@ -259,23 +314,24 @@ static void post(struct peer *p)
 	struct evhttp_request *req = evhttp_request_new(on_answer, p);
 	if (!req)
 		goto fail;
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	char host[300];
-	snprintf(host, sizeof(host), "%s:%d", p->host, p->port);
-	evhttp_add_header(h, "Host", host);
-	evhttp_add_header(h, "Content-Type", "application/protobuf");
-	evhttp_add_header(h, "X-Etcd-Cluster-ID", ps->cid);
-	evhttp_add_header(h, "X-Server-From", ps->from);
-	evhttp_add_header(h, "X-Server-Version", PEER_VERSION);
+	peer_add_headers(ps->gw, evhttp_request_get_output_headers(req), p->host,
+			 p->port, "application/protobuf");
 	/* The queue's chains move into the request: no copy. */
+	p->inflight_bytes = evbuffer_get_length(p->q);
+	p->inflight_msgs = p->q_msgs;
+	p->q_msgs = 0;
 	evbuffer_add_buffer(evhttp_request_get_output_buffer(req), p->q);
-	if (evhttp_make_request(p->evcon, req, EVHTTP_REQ_POST, "/raft") < 0)
-		goto fail; /* req freed by evhttp */
+	if (evhttp_make_request(p->evcon, req, EVHTTP_REQ_POST, "/raft") < 0) {
+		/* req freed by evhttp, and the messages with it */
+		warn_drop(p, p->inflight_msgs, "out of memory");
+		p->inflight_msgs = 0;
+		return;
+	}
 	p->inflight = 1;
 	return;
 fail:
-	warn_drop(p, 1, "out of memory");
-	evbuffer_drain(p->q, evbuffer_get_length(p->q));
+	warn_drop(p, p->q_msgs, "out of memory");
+	drain_queue(p);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -294,13 +350,20 @@ void peer_send_msg(struct gw *gw, const uint8_t *body, size_t len)
 {
 	struct peers *ps = gw->peers;
 	uint64_t to;
-	if (!ps || peer_msg_to(body, len, &to) < 0)
+	uint32_t type;
+	if (!ps || peer_msg_peek(body, len, &to, &type) < 0)
 		return;
+	/* A snapshot travels on its own connection, with the store's files. */
+	if (type == PEER_MSG_SNAP) {
+		snap_send_msg(gw, body, len, to);
+		return;
+	}
 	struct peer *p = u64map_get(&ps->by_id, to);
 	if (!p) {
 		uint64_t now = gw_now_ms();
 		ps->unknown_seen = 1;
 		ps->unknown_dropped++;
+		pstat_add(gw, to, PS_SENT_FAIL, 1);
 		if (now >= ps->unknown_warn_at) {
 			log_warn("rafthttp", "dropped %llu internal raft messages "
 				 "to %llx: no peer URL known",
@@ -326,6 +389,7 @@ void peer_send_msg(struct gw *gw, const uint8_t *body, size_t len)
 		warn_drop(p, 1, "out of memory");
 		return;
 	}
+	p->q_msgs++;
 	/* Every message raftd sent in this pass leaves in one request. */
 	if (!p->inflight)
 		event_active(ps->flush_ev, EV_TIMEOUT, 0);

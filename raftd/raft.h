@@ -122,6 +122,13 @@ int raft_step(struct raft *r, const Raftpb__Message *m);
  * leader stops streaming to it and probes. */
 void raft_report_unreachable(struct raft *r, uint64_t id);
 /*
+ * Sending a MsgSnap to peer id ended (etcd's ReportSnapshot): delivered, or
+ * failed. The leader leaves the snapshot state and probes id again after its
+ * next answer (or heartbeat response). Every MsgSnap the core emits must be
+ * reported once, or id waits in the snapshot state for good.
+ */
+void raft_report_snapshot(struct raft *r, uint64_t id, bool failed);
+/*
  * Proposes entries (references transferred, term and index are set here),
  * appended together, or forwarded to the leader in one MsgProp.
  * -ENOTCONN without a leader, -EBUSY while leadership is being transferred,
@@ -135,6 +142,9 @@ int raft_read_index(struct raft *r, uint64_t ctx);
 void raft_campaign(struct raft *r);
 /* Asks the leader to hand leadership to node to. */
 void raft_transfer_leader(struct raft *r, uint64_t to);
+/* On a leader: the other voter whose log matches the most of its own (one
+ * heard from recently first), or 0 if there is none. */
+uint64_t raft_transfer_target(const struct raft *r);
 /* Applies a committed configuration change. 0, or -EINVAL if refused. */
 int raft_apply_conf_change(struct raft *r, const Raftpb__ConfChange *cc);
 /* Drops entries up to index (at most the applied index). 0 or -EINVAL. */

@@ -280,12 +280,9 @@ void handle_heartbeat_resp(struct raft *r, const Raftpb__Message *m)
 	if (!p)
 		return;
 	p->recent_active = true;
+	/* A snapshot in flight is not resent from here: the transport
+	 * reports how it ended (raft_report_snapshot). */
 	p->probe_sent = false;
-	/* No transport reports snapshot delivery (MsgSnapStatus) yet: a
-	 * follower still short of the snapshot after a heartbeat round-trip
-	 * lost it, so probe again (which resends it if still needed). */
-	if (p->state == PR_SNAPSHOT && p->match < p->pending_snapshot)
-		pr_become_probe(p);
 	if (p->state == PR_REPLICATE && ins_full(&p->ins))
 		ins_free_first(&p->ins);
 	if (p->match < rlog_last(&r->log))

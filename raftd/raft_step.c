@@ -15,6 +15,26 @@ static bool is_transfer(const Raftpb__Message *m)
 		      m->context.len) == 0;
 }
 
+/*
+ * The transport finished sending a snapshot to m->from (reject: it failed).
+ * Either way the follower is probed again, from after the snapshot if it
+ * arrived; but not at once (etcd's ProbeSent): after a success its MsgAppResp
+ * says where it stands, after a failure the next heartbeat response retries,
+ * so a peer that cannot take snapshots is not sent one after another.
+ */
+static void snap_status(struct raft *r, const Raftpb__Message *m)
+{
+	struct progress *p = pr_get(r, m->from);
+	if (!p || p->state != PR_SNAPSHOT)
+		return;
+	/* Cleared first, or the probe would start past a snapshot that the
+	 * follower never got. */
+	if (m->reject)
+		p->pending_snapshot = 0;
+	pr_become_probe(p);
+	p->probe_sent = true;
+}
+
 static void step_leader(struct raft *r, const Raftpb__Message *m)
 {
 	switch (m->type) {
@@ -35,9 +55,13 @@ static void step_leader(struct raft *r, const Raftpb__Message *m)
 		transfer_handle(r, m);
 		return;
 	case RAFTPB__MESSAGE_TYPE__MsgSnapStatus:
+		snap_status(r, m);
+		return;
 	case RAFTPB__MESSAGE_TYPE__MsgUnreachable: {
+		/* Optimistic appends to it were probably lost: probe. A
+		 * snapshot in flight ends with its own status report. */
 		struct progress *p = pr_get(r, m->from);
-		if (p && (p->state == PR_SNAPSHOT || p->state == PR_REPLICATE))
+		if (p && p->state == PR_REPLICATE)
 			pr_become_probe(p);
 		return;
 	}
@@ -222,6 +246,17 @@ int raft_step(struct raft *r, const Raftpb__Message *m)
 	if (m->from == RAFT_NONE || m->from == r->id)
 		return -EINVAL;
 	return step(r, m);
+}
+
+void raft_report_snapshot(struct raft *r, uint64_t id, bool failed)
+{
+	Raftpb__Message m = RAFTPB__MESSAGE__INIT;
+	m.type = RAFTPB__MESSAGE_TYPE__MsgSnapStatus;
+	m.from = id;
+	m.to = r->id;
+	m.reject = failed;
+	if (r->role == RAFT_LEADER && id != r->id)
+		step(r, &m);
 }
 
 void raft_report_unreachable(struct raft *r, uint64_t id)

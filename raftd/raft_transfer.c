@@ -46,3 +46,20 @@ void raft_transfer_leader(struct raft *r, uint64_t to)
 	m.to = r->id;
 	step(r, &m);
 }
+
+uint64_t raft_transfer_target(const struct raft *r)
+{
+	const struct progress *best = NULL;
+	if (r->role != RAFT_LEADER)
+		return RAFT_NONE;
+	for (int i = 0; i < r->n_slots; i++) {
+		const struct progress *p = &r->prs[i];
+		if (!p->id || p->id == r->id || p->learner)
+			continue;
+		if (!best || p->recent_active > best->recent_active ||
+		    (p->recent_active == best->recent_active &&
+		     p->match > best->match))
+			best = p;
+	}
+	return best ? best->id : RAFT_NONE;
+}

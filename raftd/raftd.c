@@ -1,7 +1,8 @@
 /*
  * raftd: the Raft process of a member. The only code here touching libevent
- * and the links: frames from gatewayd (proposals, reads, peer messages) and
- * storaged (applied indexes) are gathered during a loop iteration and
+ * and the links: frames from gatewayd (proposals, reads, peer messages,
+ * snapshot reports), storaged (applied indexes) and the supervisor (the
+ * stop's hand-over) are gathered during a loop iteration and
  * handled together by raftd_flush at its end, so one fsync covers them all.
  */
 #include <errno.h>
@@ -40,8 +41,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	if (d->stopping)
 		return;
 	d->ticks++;
-	raft_tick(d->r);
+	/* Handed over and stopping: no campaign to take leadership back. */
+	if (d->shut != SHUT_DONE)
+		raft_tick(d->r);
 	raftd_expire_reads(d);
+	raftd_snap_tick(d);
+	raftd_shutdown_check(d);
 	want_flush(d);
 }
 
@@ -50,6 +55,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 static void take_proposal(struct raftd *d, enum proc_role from,
 			  const struct msg_hdr *hdr, const uint8_t *body)
 {
+	uint32_t code;
+	const char *why = raftd_shutdown_refusal(d, &code);
+	if (why) {
+		raftd_propose_err(d, from, hdr->id, code, why);
+		return;
+	}
 	if (raft_lead(d->r) == 0) {
 		raftd_propose_err(d, from, hdr->id, 14, "etcdserver: no leader");
 		return;
@@ -154,6 +165,10 @@ static void raftd_dispatch_gatewayd(struct raftd *d, const struct msg_hdr *hdr,
 	case MSG_RAFT_MSG:
 		take_raft_msg(d, hdr, body);
 		break;
+	case MSG_SNAP_STATUS:
+		raftd_snap_status(d, hdr, body);
+		want_flush(d);
+		break;
 	default:
 		worker_fatal(d->w, "raftd: unexpected %s from gatewayd",
 			     msg_type_name(hdr->type));
@@ -175,7 +190,9 @@ static void take_applied(struct raftd *d, const struct msg_hdr *hdr,
 				     (unsigned long long)raft_base_index(d->r));
 		d->stor_synced = true;
 		d->stor_next = a->index + 1;
+		d->stor_applied = a->index;
 	}
+	raftd_snap_stor_applied(d, a->index);
 	if (a->durable_index > d->stor_durable)
 		d->stor_durable = a->durable_index;
 	protobuf_c_message_free_unpacked(&a->base, NULL);
@@ -200,6 +217,20 @@ static void raftd_dispatch_storaged(struct raftd *d, const struct msg_hdr *hdr,
 	}
 }
 
+static void raftd_dispatch_supervisor(struct raftd *d,
+				      const struct msg_hdr *hdr)
+{
+	switch (hdr->type) {
+	case MSG_SHUTDOWN:
+		raftd_shutdown_start(d);
+		want_flush(d);
+		break;
+	default:
+		log_warn("raftd", "ignored %s from the supervisor",
+			 msg_type_name(hdr->type));
+	}
+}
+
 static void on_msg(struct worker *w, enum proc_role from,
 		   const struct msg_hdr *hdr, const uint8_t *body, int fd)
 {
@@ -215,6 +246,9 @@ static void on_msg(struct worker *w, enum proc_role from,
 		break;
 	case PROC_STORAGED:
 		raftd_dispatch_storaged(d, hdr, body);
+		break;
+	case PROC_SUPERVISOR:
+		raftd_dispatch_supervisor(d, hdr);
 		break;
 	default:
 		log_warn("raftd", "ignored %s from %s", msg_type_name(hdr->type),
@@ -238,6 +272,10 @@ static void on_peer_down(struct worker *w, enum proc_role role)
 	struct raftd *d = w->arg;
 	if (role == PROC_STORAGED)
 		d->stor_synced = false;
+	if (role == PROC_GATEWAYD && d->r && !d->stopping) {
+		raftd_snap_gw_down(d);
+		want_flush(d);
+	}
 }
 
 static int on_start(struct worker *w)

@@ -79,9 +79,27 @@ struct raftd {
 	/* storaged: nothing is sent before its first MSG_APPLIED. */
 	bool stor_synced;
 	uint64_t stor_next;    /* next index to send */
+	uint64_t stor_applied; /* the highest it reported on this link */
 	uint64_t stor_durable; /* synced to disk by storaged */
 	const Raftpb__Entry **apply_buf;
 	size_t apply_cap;
+
+	/*
+	 * A snapshot the core restored (its index), not yet confirmed by
+	 * storaged's applied index: nothing is sent to storaged meanwhile, so
+	 * it gets neither entries it holds nor a gap (raftd_snap.c).
+	 */
+	uint64_t snap_wait;
+	uint64_t snap_wait_since; /* in ticks */
+	bool snap_wait_logged;
+	/* MsgSnap dropped on the way to gatewayd this ready round. */
+	uint64_t snap_failed[RAFT_MAX_NODES];
+	size_t n_snap_failed;
+
+	/* The supervisor's MSG_SHUTDOWN: leadership hand-over (raftd_shutdown.c). */
+	enum { SHUT_NONE, SHUT_HANDOVER, SHUT_DONE } shut;
+	uint64_t shut_deadline; /* in ticks */
+	uint64_t shut_start_ns; /* CLOCK_MONOTONIC */
 
 	uint64_t log_lead; /* leader in the last log line */
 
@@ -117,6 +135,29 @@ void raftd_report_unreachable(struct raftd *d);
 /* True if a warning may be logged now; ret_suppressed: how many were not
  * since the last one. */
 bool raftd_warn_ok(struct raftd_warn *rl, uint64_t *ret_suppressed);
+
+/* raftd_snap.c: snapshots as the driver sees them. */
+/* gatewayd's MSG_SNAP_STATUS: a MsgSnap's delivery ended. */
+void raftd_snap_status(struct raftd *d, const struct msg_hdr *hdr,
+		       const uint8_t *body);
+/* A MsgSnap to peer to was dropped before gatewayd got it: reported as a
+ * failure after the ready round (raftd_report_unreachable). */
+void raftd_snap_dropped(struct raftd *d, uint64_t to);
+/* gatewayd went away with whatever transfers it had in flight. */
+void raftd_snap_gw_down(struct raftd *d);
+/* The core restored a snapshot at index (its marker is in the WAL). */
+void raftd_snap_restored(struct raftd *d, uint64_t index, uint64_t term);
+/* storaged reported applied index (MSG_APPLIED). */
+void raftd_snap_stor_applied(struct raftd *d, uint64_t index);
+/* Once per tick: a restored snapshot storaged does not confirm is a bug. */
+void raftd_snap_tick(struct raftd *d);
+
+/* raftd_shutdown.c: the supervisor's MSG_SHUTDOWN. */
+void raftd_shutdown_start(struct raftd *d);
+/* After every ready round and tick: has leadership moved, or time run out? */
+void raftd_shutdown_check(struct raftd *d);
+/* NULL, or the error (and its gRPC code) a proposal gets while stopping. */
+const char *raftd_shutdown_refusal(const struct raftd *d, uint32_t *ret_code);
 
 /* raftd.c: the first read-index context of this run (unix ms << 16), so a
  * late answer to a round of an earlier run matches nothing. */

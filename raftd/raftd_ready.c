@@ -191,6 +191,8 @@ void raftd_send_msgs(struct raftd *d, Raftpb__Message **m, size_t n)
 			continue;
 		d->msgs_dropped++;
 		mark_unreachable(d, m[i]->to);
+		if (m[i]->type == RAFTPB__MESSAGE_TYPE__MsgSnap)
+			raftd_snap_dropped(d, m[i]->to);
 		uint64_t more;
 		if (l && raftd_warn_ok(&d->warn_full, &more))
 			log_warn("rafthttp", "dropped internal raft message to %llx "
@@ -207,20 +209,17 @@ void raftd_report_unreachable(struct raftd *d)
 	for (size_t i = 0; i < d->n_unreach; i++)
 		raft_report_unreachable(d->r, d->unreach[i]);
 	d->n_unreach = 0;
+	for (size_t i = 0; i < d->n_snap_failed; i++)
+		raft_report_snapshot(d->r, d->snap_failed[i], true);
+	d->n_snap_failed = 0;
 }
 
 static void persist(struct raftd *d, const struct raft_ready *rd)
 {
 	int rc = 0;
-	if (rd->has_snap) {
+	if (rd->has_snap)
 		rc = wal_save_snapshot(d->wal, rd->snap_index, rd->snap_term,
 				       &rd->snap_conf);
-		log_err("raft", "%llx restored a snapshot at index %llu from the "
-			"leader: sending its data to storaged is not implemented",
-			(unsigned long long)d->id,
-			(unsigned long long)rd->snap_index);
-		d->stor_next = rd->snap_index + 1;
-	}
 	for (size_t i = 0; i < rd->n_ents && rc == 0; i++)
 		rc = wal_save_entry(d->wal, &rd->ents[i]->e);
 	if (rc == 0 && rd->hs_changed)
@@ -230,6 +229,9 @@ static void persist(struct raftd *d, const struct raft_ready *rd)
 		rc = wal_sync(d->wal, rd->must_sync);
 	if (rc < 0)
 		worker_fatal(d->w, "raftd: wal: %s", strerror(-rc));
+	/* The marker is durable: entries after it may go to storaged. */
+	if (rd->has_snap)
+		raftd_snap_restored(d, rd->snap_index, rd->snap_term);
 }
 
 static void apply_conf(struct raftd *d, const struct raft_ready *rd)
@@ -257,7 +259,7 @@ static void apply_conf(struct raftd *d, const struct raft_ready *rd)
 /* Sends storaged every committed entry it lacks, in frames below 4 MB. */
 void raftd_send_apply(struct raftd *d)
 {
-	if (!d->stor_synced || !d->w->peer[PROC_STORAGED])
+	if (!d->stor_synced || d->snap_wait || !d->w->peer[PROC_STORAGED])
 		return;
 	uint64_t upto = raft_applied(d->r);
 	while (d->stor_next <= upto) {
@@ -376,4 +378,5 @@ void raftd_flush(struct raftd *d)
 	}
 	raftd_send_apply(d);
 	raftd_send_state(d, -1);
+	raftd_shutdown_check(d);
 }

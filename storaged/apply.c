@@ -51,6 +51,9 @@ static int apply_request(struct mvcc *m,
 	} else if (r->lease_revoke) {
 		res->response_case = IPC__RESULT__RESPONSE_LEASE_REVOKE;
 		err = lessor_revoke(m, r->lease_revoke, a, &res->lease_revoke);
+	} else if (r->cluster_member_attr_set) {
+		/* A member's publish: nobody waits for an answer. */
+		return mvcc_member_attr_set(m, r->cluster_member_attr_set, a);
 	} else {
 		/* Refused consistently on every member (lease checkpoints
 		 * and auth come later). */

@@ -157,3 +157,39 @@ int mvcc_member_list(struct mvcc *m, struct arena *a,
 	*ret_n = m->nmembers;
 	return 0;
 }
+
+int mvcc_member_attr_set(struct mvcc *m,
+			 const Etcdserverpb__ClusterMemberAttrSetRequest *r,
+			 struct arena *a)
+{
+	Etcdserverpb__Member *mb;
+	int err = mvcc_member_get(m, r->member_id, a, &mb);
+	if (err == -ENOENT)
+		return 0;
+	if (err < 0)
+		return err;
+	static const Etcdserverpb__Attributes none = ETCDSERVERPB__ATTRIBUTES__INIT;
+	const Etcdserverpb__Attributes *at = r->member_attributes ?
+						     r->member_attributes : &none;
+	mb->name = at->name;
+	mb->clienturls = at->client_urls;
+	mb->n_clienturls = at->n_client_urls;
+	return mvcc_member_put(m, mb);
+}
+
+int mvcc_member_attr_equal(struct mvcc *m, uint64_t id, const char *name,
+			   char *const *urls, size_t n)
+{
+	struct arena a;
+	Etcdserverpb__Member *mb;
+	arena_init(&a, 0);
+	int ret = mvcc_member_get(m, id, &a, &mb);
+	if (ret == 0) {
+		ret = strcmp(mb->name ? mb->name : "", name ? name : "") == 0 &&
+		      mb->n_clienturls == n;
+		for (size_t i = 0; ret && i < n; i++)
+			ret = strcmp(mb->clienturls[i], urls[i]) == 0;
+	}
+	arena_done(&a);
+	return ret;
+}

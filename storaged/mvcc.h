@@ -17,6 +17,7 @@
 
 #include "arena.h"
 #include "kv.pb-c.h"
+#include "raft_internal.pb-c.h"
 #include "rpc.pb-c.h"
 
 struct mvcc;
@@ -69,6 +70,14 @@ size_t mvcc_live_keys(const struct mvcc *m);
 
 /* Writes the RocksDB WAL to disk and syncs it (for durable_index). */
 int mvcc_sync(struct mvcc *m);
+/*
+ * Makes a RocksDB checkpoint of the store in directory dir (which must not
+ * exist), consistent with *ret_applied, the applied index recorded in it.
+ * Outside a batch only. On failure -errno and, if ret_err is not NULL, a
+ * malloc'd message.
+ */
+int mvcc_checkpoint(struct mvcc *m, const char *dir, uint64_t *ret_applied,
+		    char **ret_err);
 /* Bytes the store takes on disk, and an estimate of the bytes in use. */
 int mvcc_disk_usage(struct mvcc *m, int64_t *ret_size, int64_t *ret_inuse);
 
@@ -167,5 +176,19 @@ int mvcc_member_get(struct mvcc *m, uint64_t id, struct arena *a,
 /* Every member, sorted by ID, unpacked into a. */
 int mvcc_member_list(struct mvcc *m, struct arena *a,
 		     Etcdserverpb__Member ***ret_members, size_t *ret_n);
+/*
+ * etcd's publish, applied (inside a batch): member r->member_id's name and
+ * client URLs become those published. An unknown member is ignored (it may
+ * have been removed meanwhile), as etcd ignores it.
+ */
+int mvcc_member_attr_set(struct mvcc *m,
+			 const Etcdserverpb__ClusterMemberAttrSetRequest *r,
+			 struct arena *a);
+/*
+ * Whether member id's record holds name and client URLs urls[0..n): 1 if
+ * it does, 0 if not, -ENOENT if there is no record.
+ */
+int mvcc_member_attr_equal(struct mvcc *m, uint64_t id, const char *name,
+			   char *const *urls, size_t n);
 
 #endif

@@ -29,7 +29,9 @@ static int answer_members(const struct query_ctx *c, struct arena *a,
 		Etcdserverpb__Member *mb = r->members[i];
 		if (mb->id != c->member_id)
 			continue;
-		/* Until members publish themselves, we know our own. */
+		/* Until our publish is applied, our own record lacks what
+		 * the configuration says (a lone member shows its client
+		 * URLs at once); other members show what they published. */
 		if ((!mb->name || !mb->name[0]) && c->name)
 			mb->name = (char *)c->name;
 		if (mb->n_clienturls == 0) {

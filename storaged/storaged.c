@@ -1,10 +1,11 @@
 /*
  * storaged: applies committed Raft entries to the MVCC store (RocksDB),
  * answers reads, runs the watch hub and the lessor. Peers: raftd (MSG_APPLY
- * and MSG_RAFT_STATE in; MSG_APPLIED and the lessor's MSG_PROPOSE out),
- * gatewayd (MSG_QUERY, MSG_WATCH_* and MSG_METRICS in; MSG_RESULT for
- * queries and for the proposals this member made, MSG_WATCH_EVENTS and
- * MSG_METRICS_RESP out).
+ * and MSG_RAFT_STATE in; MSG_APPLIED and storaged's own MSG_PROPOSE out:
+ * lease revokes, publish), gatewayd (MSG_QUERY, MSG_WATCH_*, MSG_METRICS
+ * and the snapshot frames MSG_SNAP_MAKE and MSG_SNAP_CHUNK in; MSG_RESULT
+ * for queries and for the proposals this member made, MSG_WATCH_EVENTS,
+ * MSG_METRICS_RESP, MSG_SNAP_FILE and MSG_SNAP_ACK out).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,7 +26,7 @@
 
 static struct storaged storaged;
 
-static void send_applied(struct storaged *st)
+void storaged_send_applied(struct storaged *st)
 {
 	Ipc__Applied a = IPC__APPLIED__INIT;
 	a.index = mvcc_applied(st->m);
@@ -199,6 +200,8 @@ static void on_apply(struct storaged *st, const struct msg_hdr *hdr,
 		if (r == APPLY_EBADENTRY)
 			log_err("etcdserver", "cannot decode entry %llu (type %d), "
 				"skipped", (unsigned long long)e->index, e->type);
+		if (id && id == st->publish_id && !st->published)
+			storaged_published(st);
 		if (!res)
 			continue;
 		if (res->response_case == IPC__RESULT__RESPONSE_COMPACTION) {
@@ -230,9 +233,14 @@ static void on_apply(struct storaged *st, const struct msg_hdr *hdr,
 	if ((r = whub_apply(st->hub)) < 0)
 		worker_fatal(st->w, "storaged: cannot build watch events: %s",
 			     strerror(-r));
-	send_applied(st);
-	query_queue_drain(&st->queue, mvcc_applied(st->m), answer_or_hold, st);
+	storaged_send_applied(st);
+	storaged_drain_queries(st);
 	arena_clear(a);
+}
+
+void storaged_drain_queries(struct storaged *st)
+{
+	query_queue_drain(&st->queue, mvcc_applied(st->m), answer_or_hold, st);
 }
 
 static void on_sync(evutil_socket_t fd, short what, void *arg)
@@ -248,7 +256,7 @@ static void on_sync(evutil_socket_t fd, short what, void *arg)
 		worker_fatal(st->w, "storaged: cannot sync the database: %s",
 			     strerror(-r));
 	st->durable = applied;
-	send_applied(st);
+	storaged_send_applied(st);
 }
 
 static void on_msg(struct worker *w, enum proc_role from,
@@ -297,6 +305,12 @@ static void on_msg(struct worker *w, enum proc_role from,
 		case MSG_METRICS:
 			on_metrics(st, hdr->id);
 			break;
+		case MSG_SNAP_MAKE:
+			storaged_snap_make(st, hdr, body);
+			break;
+		case MSG_SNAP_CHUNK:
+			storaged_snap_chunk(st, hdr, body);
+			break;
 		default:
 			log_warn("etcdserver", "ignored %s from gatewayd",
 				 msg_type_name(hdr->type));
@@ -314,7 +328,7 @@ static void on_peer_up(struct worker *w, enum proc_role role)
 {
 	/* raftd (re)sends every committed entry after our applied index. */
 	if (role == PROC_RAFTD)
-		send_applied(w->arg);
+		storaged_send_applied(w->arg);
 }
 
 static void on_peer_down(struct worker *w, enum proc_role role)
@@ -326,6 +340,7 @@ static void on_peer_down(struct worker *w, enum proc_role role)
 		query_queue_clear(&st->queue);
 		query_queue_clear(&st->keepalives);
 		whub_clear(st->hub);
+		storaged_snap_gw_down(st);
 	}
 }
 
@@ -333,7 +348,7 @@ static int on_start(struct worker *w)
 {
 	struct storaged *st = w->arg;
 	const Ipc__WorkerConfig *cfg = w->cfg;
-	char *dir = NULL, *path = NULL, *err = NULL;
+	char *err = NULL;
 
 	st->w = w;
 	st->prefix = (uint16_t)(cfg->member_id & 0xffff);
@@ -342,17 +357,28 @@ static int on_start(struct worker *w)
 	st->qctx.client_urls = cfg->advertise_client_urls;
 	st->qctx.n_client_urls = cfg->n_advertise_client_urls;
 
-	if (asprintf(&dir, "%s/member", cfg->data_dir) < 0 ||
-	    asprintf(&path, "%s/member/db", cfg->data_dir) < 0)
+	if (asprintf(&st->memberdir, "%s/member", cfg->data_dir) < 0 ||
+	    asprintf(&st->snapdir, "%s/" SNAP_DIR, st->memberdir) < 0 ||
+	    asprintf(&st->dbpath, "%s/" SNAP_DB, st->memberdir) < 0)
 		worker_fatal(w, "storaged: out of memory");
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		worker_fatal(w, "cannot access data directory: %s: %s", dir,
-			     strerror(errno));
-	int r = mvcc_open(path, NULL, &st->m, &err);
+	if (mkdir(st->memberdir, 0700) < 0 && errno != EEXIST)
+		worker_fatal(w, "cannot access data directory: %s: %s",
+			     st->memberdir, strerror(errno));
+	/* A snapshot install that a crash cut short is finished or undone
+	 * before the store opens. */
+	int r = snap_recover(st->memberdir);
 	if (r < 0)
-		worker_fatal(w, "%s: %s", path, err ? err : strerror(-r));
-	free(dir);
-	free(path);
+		worker_fatal(w, "storaged: cannot recover %s: %s", st->memberdir,
+			     strerror(-r));
+	if (r & SNAP_RECOVER_ROLLBACK)
+		log_warn("etcdserver", "snapshot install interrupted: the "
+			 "previous store is back in place");
+	if (r & SNAP_RECOVER_OLD)
+		log_info("etcdserver", "snapshot install interrupted after the "
+			 "new store was in place: the previous one was removed");
+	r = mvcc_open(st->dbpath, NULL, &st->m, &err);
+	if (r < 0)
+		worker_fatal(w, "%s: %s", st->dbpath, err ? err : strerror(-r));
 	st->qctx.m = st->m;
 
 	/* What we read back is on disk from now on. */
@@ -367,8 +393,7 @@ static int on_start(struct worker *w)
 		log_info("mvcc", "restore compact to %lld",
 			 (long long)mvcc_compact_rev(st->m));
 
-	lessor_configure(st->m, cfg->election_timeout_ms,
-			 cfg->heartbeat_interval_ms, NULL);
+	storaged_lessor_setup(st);
 	metrics_hist_init_disk(&st->counters.commit);
 	st->hub = whub_new(st->m, storaged_send_events, st);
 	if (!st->hub)
@@ -377,7 +402,7 @@ static int on_start(struct worker *w)
 	st->sync_ev = event_new(w->base, -1, EV_PERSIST, on_sync, st);
 	struct timeval tv = { 0, SYNC_INTERVAL_MS * 1000 };
 	if (!st->sync_ev || event_add(st->sync_ev, &tv) < 0 ||
-	    storaged_timers_start(st) < 0)
+	    storaged_timers_start(st) < 0 || storaged_snap_start(st) < 0)
 		worker_fatal(w, "storaged: cannot start the timers");
 	return 0;
 }
@@ -390,6 +415,7 @@ static void on_stop(struct worker *w)
 		st->sync_ev = NULL;
 	}
 	storaged_timers_stop(st);
+	storaged_snap_stop(st);
 	if (st->m && mvcc_applied(st->m) > st->durable && mvcc_sync(st->m) == 0)
 		st->durable = mvcc_applied(st->m);
 }
@@ -416,5 +442,8 @@ int storaged_main(int argc, char **argv)
 	st->m = NULL;
 	arena_done(&st->batch);
 	arena_done(&st->qa);
+	free(st->memberdir);
+	free(st->snapdir);
+	free(st->dbpath);
 	return code;
 }

@@ -1,8 +1,9 @@
 /*
  * storaged's timed work: catching up unsynced watchers a step at a time
- * between other events, etcd's progress notifications every 10 minutes, and
+ * between other events, etcd's progress notifications every 10 minutes,
  * the leader's lease expiry check every 500 ms, which proposes the revoke of
- * every expired lease through Raft (no key is deleted here).
+ * every expired lease through Raft (no key is deleted here), and the retry
+ * of this member's publish every second.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +23,9 @@
  * (etcd's syncWatchersLoop runs every 100 ms). */
 #define WATCH_IDLE_MS 100
 #define WATCH_BACKLOG_RETRY_MS 10
+/* A publish not applied yet is proposed again after this (etcd retries
+ * its publish until it succeeds). */
+#define PUBLISH_RETRY_MS 1000
 
 static void add_ms(struct event *ev, long ms)
 {
@@ -71,12 +75,12 @@ static void on_progress(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Request IDs of the lessor's own proposals: the top 16 bits are this
+ * Request IDs of storaged's own proposals: the top 16 bits are this
  * member's prefix with its top bit flipped, so no result is ever routed to
  * our gatewayd (and the 48 low bits start from the clock, so a restarted
  * storaged does not reuse them).
  */
-static uint64_t revoke_id(struct storaged *st)
+uint64_t storaged_own_id(struct storaged *st)
 {
 	uint64_t prefix = (uint64_t)(st->prefix ^ 0x8000) << 48;
 	return prefix | (st->revoke_seq++ & 0xffffffffffffull);
@@ -89,7 +93,7 @@ static void propose_revoke(struct storaged *st, int64_t lease)
 	Etcdserverpb__RequestHeader hdr = ETCDSERVERPB__REQUEST_HEADER__INIT;
 	uint8_t buf[64];
 	rv.id = lease;
-	r.id = hdr.id = revoke_id(st);
+	r.id = hdr.id = storaged_own_id(st);
 	r.header = &hdr;
 	r.lease_revoke = &rv;
 	size_t len = etcdserverpb__internal_raft_request__get_packed_size(&r);
@@ -114,20 +118,45 @@ static void on_lease(evutil_socket_t fd, short what, void *arg)
 		propose_revoke(st, ids[i]);
 }
 
+static void promote(struct storaged *st)
+{
+	/* etcd's Promote(electionTimeout): a new leader gives every lease
+	 * its full TTL again, plus one election timeout. */
+	uint32_t et = st->w->cfg->election_timeout_ms;
+	lessor_promote(st->m, et ? et : 1000);
+}
+
+void storaged_lessor_setup(struct storaged *st)
+{
+	const Ipc__WorkerConfig *cfg = st->w->cfg;
+	lessor_configure(st->m, cfg->election_timeout_ms,
+			 cfg->heartbeat_interval_ms, NULL);
+	if (st->leader)
+		promote(st);
+}
+
 void storaged_raft_state(struct storaged *st, const Ipc__RaftState *rs)
 {
 	int leader = rs->leader != 0 && rs->leader == st->w->cfg->member_id;
+	uint64_t was = st->leader_id;
+	st->leader_id = rs->leader;
+	/* A leader to propose to: publish at once if need be. */
+	if (!was && rs->leader)
+		storaged_publish(st);
 	if (leader == st->leader)
 		return;
 	st->leader = leader;
-	if (leader) {
-		/* etcd's Promote(electionTimeout): a new leader gives every
-		 * lease its full TTL again, plus one election timeout. */
-		uint32_t et = st->w->cfg->election_timeout_ms;
-		lessor_promote(st->m, et ? et : 1000);
-	} else {
+	if (leader)
+		promote(st);
+	else
 		lessor_demote(st->m);
-	}
+}
+
+static void on_publish(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	storaged_publish(arg);
 }
 
 int storaged_timers_start(struct storaged *st)
@@ -140,17 +169,21 @@ int storaged_timers_start(struct storaged *st)
 	st->watch_ev = event_new(base, -1, 0, on_watch, st);
 	st->lease_ev = event_new(base, -1, EV_PERSIST, on_lease, st);
 	st->progress_ev = event_new(base, -1, EV_PERSIST, on_progress, st);
-	if (!st->watch_ev || !st->lease_ev || !st->progress_ev)
+	st->publish_ev = event_new(base, -1, EV_PERSIST, on_publish, st);
+	if (!st->watch_ev || !st->lease_ev || !st->progress_ev ||
+	    !st->publish_ev)
 		return -ENOMEM;
 	add_ms(st->watch_ev, WATCH_IDLE_MS);
 	add_ms(st->lease_ev, LEASE_CHECK_MS);
 	add_ms(st->progress_ev, WATCH_PROGRESS_MS);
+	add_ms(st->publish_ev, PUBLISH_RETRY_MS);
 	return 0;
 }
 
 void storaged_timers_stop(struct storaged *st)
 {
-	struct event **evs[] = { &st->watch_ev, &st->lease_ev, &st->progress_ev };
+	struct event **evs[] = { &st->watch_ev, &st->lease_ev, &st->progress_ev,
+				 &st->publish_ev };
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (*evs[i]) {
 			event_free(*evs[i]);

@@ -388,6 +388,36 @@ void whub_clear(struct whub *h)
 	h->round.n = 0;
 }
 
+void whub_rebase(struct whub *h, struct mvcc *m, int64_t seen)
+{
+	struct wround *r = &h->round;
+	/* History gathered and not sent is read again from the new store:
+	 * each round watcher's minrev is past what was sent only. */
+	for (size_t i = 0; r->active && i < r->n; i++) {
+		struct watcher *w = r->w[i];
+		if (!w)
+			continue;
+		w->hit = NULL;
+		set_unsynced(h, w);
+	}
+	r->active = 0;
+	r->n = 0;
+	whub_msg_reset(h, &h->hist);
+	size_t it;
+	for (struct smap_node *n = smap_first(&h->by_id, &it); n;
+	     n = smap_next(&h->by_id, n, &it)) {
+		struct watcher *w = smap_entry(n, struct watcher, hn);
+		if (w->state != W_SYNCED)
+			continue;
+		/* It has every event up to seen. */
+		unlink_w(h, w);
+		if (w->minrev <= seen)
+			w->minrev = seen + 1;
+		set_unsynced(h, w);
+	}
+	h->m = m;
+}
+
 void whub_stats(const struct whub *h, struct whub_stats *ret)
 {
 	ret->watchers = h->by_id.n;

@@ -54,6 +54,16 @@ void whub_progress(struct whub *h, const uint64_t *ids, size_t n);
 /* gatewayd went away: every watcher goes (it re-creates them). */
 void whub_clear(struct whub *h);
 
+/*
+ * The store was replaced by m (a snapshot was installed; the old one is
+ * closed). Every watcher goes back to unsynced and catches up from m: a
+ * synced one from revision seen + 1 (seen: the old store's current
+ * revision, up to which it had every event), one in a catch-up round from
+ * after what it was sent; one whose revision m has compacted is canceled
+ * with m's compact revision, as at any catch-up.
+ */
+void whub_rebase(struct whub *h, struct mvcc *m, int64_t seen);
+
 /* After each committed batch: its events to the synced watchers. */
 int whub_apply(struct whub *h);
 /*

@@ -46,6 +46,8 @@ char last_fatal[256];
 uint64_t extra_member_id;
 char extra_member_url[64];
 int metrics_silent[PROC_MAX];
+int (*stor_hook)(const struct msg_hdr *hdr, const uint8_t *body, int fd);
+int (*raft_hook)(const struct msg_hdr *hdr, const uint8_t *body, int fd);
 
 static uint64_t now_ms(void)
 {
@@ -116,8 +118,11 @@ static void fake_sup_msg(struct link *l, const struct msg_hdr *hdr,
 static void fake_raft_msg(struct link *l, const struct msg_hdr *hdr,
 			  const uint8_t *body, int fd, void *arg)
 {
-	(void)fd;
 	(void)arg;
+	if (raft_hook && raft_hook(hdr, body, fd))
+		return;
+	if (fd >= 0)
+		close(fd);
 	if (hdr->type == MSG_METRICS) {
 		answer_metrics(l, PROC_RAFTD, hdr->id);
 		return;
@@ -230,8 +235,11 @@ static void fake_watch_msg(const struct msg_hdr *hdr, const uint8_t *body)
 static void fake_stor_msg(struct link *l, const struct msg_hdr *hdr,
 			  const uint8_t *body, int fd, void *arg)
 {
-	(void)fd;
 	(void)arg;
+	if (stor_hook && stor_hook(hdr, body, fd))
+		return;
+	if (fd >= 0)
+		close(fd);
 	if (hdr->type == MSG_METRICS) {
 		answer_metrics(l, PROC_STORAGED, hdr->id);
 		return;

@@ -70,6 +70,13 @@ extern char extra_member_url[64];
 extern int n_metrics_asked[PROC_MAX];
 extern int metrics_silent[PROC_MAX]; /* do not answer MSG_METRICS */
 
+/* A test's own handling of frames reaching the fake storaged or raftd:
+ * return 1 if consumed (fd is then the hook's), 0 for the default. */
+extern int (*stor_hook)(const struct msg_hdr *hdr, const uint8_t *body,
+			int fd);
+extern int (*raft_hook)(const struct msg_hdr *hdr, const uint8_t *body,
+			int fd);
+
 void harness_init(void);
 void harness_done(void);
 void connect_peer(enum proc_role role);

@@ -120,19 +120,45 @@ static struct sim_node *node_by_id(struct sim *s, uint64_t id)
 	return &s->nodes[id - 1];
 }
 
-static void send(struct sim *s, const Raftpb__Message *m)
+static struct sim_packet *net_add(struct sim *s)
 {
-	struct sim_node *from = node_by_id(s, m->from);
-	struct sim_node *to = node_by_id(s, m->to);
-	CHECK(from && m->to != m->from);
-	if (!to || from->isolated || to->isolated)
-		return;
 	if (s->n_net == s->cap_net) {
 		s->cap_net = s->cap_net ? s->cap_net * 2 : 256;
 		s->net = realloc(s->net, s->cap_net * sizeof(*s->net));
 	}
 	struct sim_packet *p = &s->net[s->n_net++];
+	memset(p, 0, sizeof(*p));
+	return p;
+}
+
+/* The transport tells leader `to` how its MsgSnap to peer ended. */
+static void report_snap(struct sim *s, uint64_t to, uint64_t peer, bool failed)
+{
+	if (s->no_snap_reports)
+		return;
+	struct sim_packet *p = net_add(s);
+	p->to = to;
+	p->report = true;
+	p->peer = peer;
+	p->failed = failed;
+}
+
+static void send(struct sim *s, const Raftpb__Message *m)
+{
+	struct sim_node *from = node_by_id(s, m->from);
+	struct sim_node *to = node_by_id(s, m->to);
+	bool snap = m->type == RAFTPB__MESSAGE_TYPE__MsgSnap;
+	CHECK(from && m->to != m->from);
+	if (!to || from->isolated || to->isolated) {
+		/* Could not even connect: a snapshot fails at once. */
+		if (snap)
+			report_snap(s, m->from, m->to, true);
+		return;
+	}
+	struct sim_packet *p = net_add(s);
 	p->to = m->to;
+	p->from = m->from;
+	p->snap = snap;
 	p->len = raftpb__message__get_packed_size(m);
 	p->buf = malloc(p->len + 1);
 	raftpb__message__pack(m, p->buf);
@@ -250,14 +276,28 @@ bool sim_deliver_one(struct sim *s)
 	struct sim_packet p = s->net[k];
 	s->net[k] = s->net[--s->n_net];
 	struct sim_node *to = node_by_id(s, p.to);
+	if (p.report) {
+		/* Local to the leader (a restarted one hears a stale report,
+		 * which must be harmless). */
+		if (to->r) {
+			raft_report_snapshot(to->r, p.peer, p.failed);
+			s->snap_reports++;
+			sim_process(s, (int)(p.to - 1));
+		}
+		return true;
+	}
 	bool lost = (int)(sim_rand(s) % 100) < s->loss_pct;
-	if (to->r && !to->isolated && !lost) {
+	bool delivered = to->r && !to->isolated && !lost;
+	if (delivered) {
 		Raftpb__Message *m = raftpb__message__unpack(NULL, p.len, p.buf);
 		CHECK(m);
 		raft_step(to->r, m);
 		raftpb__message__free_unpacked(m, NULL);
 		sim_process(s, (int)(p.to - 1));
 	}
+	/* As gatewayd: the snapshot was taken (answered 2xx), or not. */
+	if (p.snap)
+		report_snap(s, p.from, p.to, !delivered);
 	free(p.buf);
 	return true;
 }

@@ -10,11 +10,15 @@
 
 #include "raft.h"
 
+/* What a failed check prints after itself (a seeded run's replay line);
+ * weak, so test programs without sim.c share the header. */
+__attribute__((weak)) char sim_failure_note[256];
+
 #define CHECK(c)                                                               \
 	do {                                                                   \
 		if (!(c)) {                                                    \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, \
-				__LINE__, #c);                                 \
+			fprintf(stderr, "%s:%d: check failed: %s\n%s", __FILE__, \
+				__LINE__, #c, sim_failure_note);               \
 			abort();                                               \
 		}                                                              \
 	} while (0)
@@ -41,10 +45,20 @@ struct sim_node {
 	uint64_t last_read_index;
 };
 
+/*
+ * A message in flight, or (report) the transport's word to node `to` that
+ * its MsgSnap to `peer` ended: reports are local, never lost, but they
+ * queue with the messages, so they come late and out of order.
+ */
 struct sim_packet {
 	uint64_t to;
 	uint8_t *buf;
 	size_t len;
+	uint64_t from;
+	bool snap;    /* a MsgSnap: its sender hears how it ended */
+	bool report;
+	uint64_t peer;
+	bool failed;
 };
 
 struct sim {
@@ -55,6 +69,8 @@ struct sim {
 	uint64_t rng;
 	int loss_pct;           /* per delivery */
 	int crash_mid_pct;      /* crash between early sends and persistence */
+	bool no_snap_reports;   /* the test reports snapshots itself */
+	uint64_t snap_reports;  /* delivered to a live node */
 	/* Safety records. */
 	uint64_t *committed_term; /* by index */
 	uint32_t *committed_hash;

@@ -1,14 +1,18 @@
 /*
  * The Raft core by deterministic simulation: scripted scenarios (single
  * node, election, ReadIndex, conf change, leader transfer, snapshot catch-up)
- * and a few hundred seeded runs with loss, reordering, partitions and
- * crashes, checking election safety, log matching, leader completeness and
+ * and thousands of seeded runs with loss, reordering, partitions,
+ * crashes and lost snapshots, checking election safety, log matching, leader completeness and
  * state machine safety after every step, and liveness once healed.
  */
 #include <errno.h>
 #include <string.h>
 
+#include "raft_impl.h"
 #include "sim.h"
+
+/* The three seeded runs of seed n use seeds n, n + SEED_SPAN, n + 2 SEED_SPAN. */
+#define SEED_SPAN 100000
 
 static void drain(struct sim *s)
 {
@@ -274,11 +278,165 @@ static void test_snapshot_catch_up(void)
 	sim_done(&s);
 }
 
+/* Delivers every message except MsgSnap, which go to held[] (the test
+ * decides their fate); returns how many are held. */
+static size_t drain_but_snaps(struct sim *s, struct sim_packet *held,
+			      size_t n_held, size_t max)
+{
+	for (;;) {
+		for (size_t k = 0; k < s->n_net;) {
+			if (s->net[k].snap) {
+				CHECK(n_held < max);
+				held[n_held++] = s->net[k];
+				s->net[k] = s->net[--s->n_net];
+			} else {
+				k++;
+			}
+		}
+		if (s->n_net == 0)
+			return n_held;
+		sim_deliver_one(s);
+	}
+}
+
+/* Delivers held[i] alone and holds what its receiver answers. */
+static void deliver_held(struct sim *s, struct sim_packet *held, size_t i,
+			 struct sim_packet *ret_answer)
+{
+	CHECK(s->n_net == 0);
+	s->net[s->n_net++] = held[i];
+	CHECK(sim_deliver_one(s));
+	CHECK(s->n_net == 1);
+	*ret_answer = s->net[--s->n_net];
+}
+
+/*
+ * etcd's ReportSnapshot: while a snapshot is in flight the leader sends the
+ * follower nothing but heartbeats; a failure sends it back to probing from
+ * its match after the next heartbeat response (never at once), a success
+ * from after the snapshot.
+ */
+static void test_report_snapshot(void)
+{
+	struct sim s;
+	struct sim_packet held[8], ans;
+	size_t n = 0;
+	sim_init(&s, 3, 3, 6);
+	s.no_snap_reports = true;
+	sim_settle(&s);
+	int l = elect(&s, 100);
+	CHECK(l >= 0);
+	int f = (l + 1) % 3;
+	struct raft *lr = s.nodes[l].r;
+	uint64_t fid = s.nodes[f].id;
+	s.nodes[f].isolated = true;
+	for (int i = 0; i < 30; i++) {
+		CHECK(sim_propose(&s, l, NULL) == 0);
+		drain(&s);
+	}
+	uint64_t base = raft_commit(lr) - 2;
+	CHECK(raft_compact(lr, base) == 0);
+	s.nodes[f].isolated = false;
+	struct progress *p = pr_get(lr, fid);
+	/* Reports about a peer that is not being sent a snapshot, or to a
+	 * follower, change nothing. */
+	enum pr_state st = p->state;
+	raft_report_snapshot(lr, fid, true);
+	raft_report_snapshot(s.nodes[f].r, s.nodes[l].id, false);
+	CHECK(p->state == st);
+	for (int k = 0; k < 40 && p->state != PR_SNAPSHOT; k++) {
+		sim_tick(&s, l);
+		n = drain_but_snaps(&s, held, n, 8);
+	}
+	CHECK(p->state == PR_SNAPSHOT && p->pending_snapshot == base && n == 1);
+	/* In flight: heartbeats only, however long it takes. */
+	for (int k = 0; k < 30; k++) {
+		sim_tick(&s, l);
+		n = drain_but_snaps(&s, held, n, 8);
+	}
+	CHECK(p->state == PR_SNAPSHOT && n == 1);
+
+	/* It failed: probe from the match, after the next heartbeat. */
+	uint64_t match = p->match;
+	raft_report_snapshot(lr, fid, true);
+	CHECK(p->state == PR_PROBE && p->pending_snapshot == 0);
+	CHECK(p->next == match + 1 && p->probe_sent);
+	sim_process(&s, l);
+	CHECK(s.n_net == 0);
+	sim_tick(&s, l);
+	n = drain_but_snaps(&s, held, n, 8);
+	CHECK(n == 2 && p->state == PR_SNAPSHOT && p->pending_snapshot == base);
+
+	/* The second one arrives; the follower takes it. */
+	free(held[0].buf);
+	deliver_held(&s, held, 1, &ans);
+	struct raft *fr = s.nodes[f].r;
+	CHECK(raft_base_index(fr) == base && raft_commit(fr) == base);
+	/* Reported before the follower's answer: probe after the snapshot,
+	 * and wait for that answer. */
+	raft_report_snapshot(lr, fid, false);
+	CHECK(p->state == PR_PROBE && p->next == base + 1 && p->probe_sent);
+	sim_process(&s, l);
+	CHECK(s.n_net == 0);
+	s.net[s.n_net++] = ans;
+	drain(&s);
+	CHECK(p->state == PR_REPLICATE && p->match == raft_last_index(lr));
+	/* A late duplicate report about a replicating peer is ignored. */
+	raft_report_snapshot(lr, fid, true);
+	CHECK(p->state == PR_REPLICATE);
+	for (int k = 0; k < 3; k++) {
+		sim_tick(&s, l);
+		drain(&s);
+	}
+	CHECK(raft_commit(fr) == raft_commit(lr));
+	sim_check_log_matching(&s);
+	sim_done(&s);
+}
+
+/* The shutdown hand-over's choice: the most up-to-date voter. */
+static void test_transfer_target(void)
+{
+	struct sim s;
+	sim_init(&s, 4, 3, 8);
+	sim_settle(&s);
+	int l = elect(&s, 100);
+	CHECK(l >= 0);
+	struct raft *lr = s.nodes[l].r;
+	CHECK(raft_transfer_target(s.nodes[(l + 1) % 3].r) == 0);
+	CHECK(sim_propose_conf(&s, l, RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddLearnerNode, 4) == 0);
+	for (int k = 0; k < 5; k++) {
+		sim_tick(&s, l);
+		drain(&s);
+	}
+	/* One voter falls behind; the learner is never chosen. */
+	int behind = (l + 1) % 3, ahead = (l + 2) % 3;
+	s.nodes[behind].isolated = true;
+	for (int i = 0; i < 5; i++) {
+		CHECK(sim_propose(&s, l, NULL) == 0);
+		drain(&s);
+	}
+	CHECK(raft_transfer_target(lr) == s.nodes[ahead].id);
+	s.nodes[behind].isolated = false;
+	for (int k = 0; k < 5; k++) {
+		sim_tick(&s, l);
+		drain(&s);
+	}
+	uint64_t t = raft_transfer_target(lr);
+	CHECK(t == s.nodes[ahead].id || t == s.nodes[behind].id);
+	sim_done(&s);
+}
+
+static uint64_t total_snap_reports;
+
 /* A seeded run: chaos, then healing; the safety checks run inside sim. */
 static void random_run(uint64_t seed, int nodes, int voters, int steps)
 {
 	struct sim s;
 	sim_init(&s, nodes, voters, seed);
+	snprintf(sim_failure_note, sizeof(sim_failure_note),
+		 "in the seeded run of seed %llu (%d nodes, %d voters); replay "
+		 "with: test_raft 1 %llu\n", (unsigned long long)seed, nodes,
+		 voters, (unsigned long long)(seed % SEED_SPAN));
 	s.loss_pct = 10;
 	s.crash_mid_pct = 5;
 	sim_settle(&s);
@@ -389,6 +547,7 @@ static void random_run(uint64_t seed, int nodes, int voters, int steps)
 	}
 	CHECK(ok);
 	sim_check_log_matching(&s);
+	total_snap_reports += s.snap_reports;
 	if (getenv("SIM_VERBOSE")) {
 		int l = sim_leader(&s);
 		uint64_t reads = 0;
@@ -401,21 +560,42 @@ static void random_run(uint64_t seed, int nodes, int voters, int steps)
 			(unsigned long long)reads);
 	}
 	sim_done(&s);
+	sim_failure_note[0] = 0;
 }
 
+/*
+ * test_raft [SEEDS [FIRST]]: the scenarios, then SEEDS seeded runs of three
+ * clusters each from seed FIRST (1). A failing run prints its seed and the
+ * command that replays it alone ("test_raft 1 SEED").
+ */
 int main(int argc, char **argv)
 {
-	int seeds = argc > 1 ? atoi(argv[1]) : 300;
-	test_single_node();
-	test_three_nodes();
-	test_transfer();
-	test_conf_change();
-	test_snapshot_catch_up();
-	for (int seed = 1; seed <= seeds; seed++) {
-		random_run((uint64_t)seed, 3, 3, 4000);
-		random_run((uint64_t)seed + 100000, 5, 5, 4000);
-		random_run((uint64_t)seed + 200000, 5, 3, 5000);
+	long seeds = argc > 1 ? strtol(argv[1], NULL, 10) : 1500;
+	long first = argc > 2 ? strtol(argv[2], NULL, 10) : 1;
+	if (seeds < 0 || first < 1 || first + seeds > SEED_SPAN) {
+		fprintf(stderr, "usage: test_raft [SEEDS [FIRST]] (FIRST >= 1, "
+			"FIRST + SEEDS <= %d)\n", SEED_SPAN);
+		return 2;
 	}
-	printf("raft core: scenarios and %d seeds x 3 runs passed\n", seeds);
+	if (argc <= 2) {
+		test_single_node();
+		test_three_nodes();
+		test_transfer();
+		test_conf_change();
+		test_snapshot_catch_up();
+		test_report_snapshot();
+		test_transfer_target();
+	}
+	for (long seed = first; seed < first + seeds; seed++) {
+		random_run((uint64_t)seed, 3, 3, 4000);
+		random_run((uint64_t)seed + SEED_SPAN, 5, 5, 4000);
+		random_run((uint64_t)seed + 2 * SEED_SPAN, 5, 3, 5000);
+	}
+	/* The seeded runs exercise snapshots, and their reports, too. */
+	if (seeds >= 100)
+		CHECK(total_snap_reports > 0);
+	printf("raft core: %s%ld seeds from %ld x 3 runs passed (%llu snapshot "
+	       "reports)\n", argc <= 2 ? "scenarios and " : "", seeds, first,
+	       (unsigned long long)total_snap_reports);
 	return 0;
 }

@@ -1,8 +1,9 @@
 /*
  * raftd's sends to peers and its guards against what peers send, in
  * process over a real socketpair: a full gatewayd link drops messages and
- * reports their peer unreachable to the core (the leader probes it), the
- * network cannot forge that local report, and read-index contexts start
+ * reports their peer unreachable to the core (the leader probes it), a
+ * dropped MsgSnap is a failed snapshot, the network cannot forge those
+ * local reports, and read-index contexts start
  * from the clock so a restarted raftd never reuses an earlier run's.
  */
 #include <string.h>
@@ -114,6 +115,53 @@ static void test_full_link(void)
 	sim_done(&s);
 }
 
+/*
+ * A snapshot in flight ends only with a report: a lost heartbeat leaves it
+ * alone, a MsgSnap that never reached gatewayd is a failure (as etcd's peer
+ * reports one it cannot queue), and so is every transfer of a gatewayd that
+ * went away.
+ */
+static void test_snap_reports(void)
+{
+	struct sim s;
+	int l = two_nodes(&s);
+	struct raft *r = s.nodes[l].r;
+	uint64_t peer = s.nodes[1 - l].id;
+	struct progress *p = pr_get(r, peer);
+	struct worker w;
+	memset(&w, 0, sizeof(w));
+	struct raftd d;
+	memset(&d, 0, sizeof(d));
+	d.w = &w; /* gatewayd's link is down: everything is dropped */
+	d.r = r;
+	d.id = s.nodes[l].id;
+
+	Raftpb__Message m = RAFTPB__MESSAGE__INIT;
+	Raftpb__Message *mp = &m;
+	m.from = d.id;
+	m.to = peer;
+	m.term = raft_term(r);
+	m.type = RAFTPB__MESSAGE_TYPE__MsgHeartbeat;
+	pr_become_snapshot(p, 3);
+	raftd_send_msgs(&d, &mp, 1);
+	CHECK(d.n_unreach == 1 && d.n_snap_failed == 0);
+	raftd_report_unreachable(&d);
+	CHECK(p->state == PR_SNAPSHOT && p->pending_snapshot == 3);
+
+	m.type = RAFTPB__MESSAGE_TYPE__MsgSnap;
+	raftd_send_msgs(&d, &mp, 1);
+	raftd_send_msgs(&d, &mp, 1);
+	CHECK(d.n_snap_failed == 1 && d.snap_failed[0] == peer);
+	raftd_report_unreachable(&d);
+	CHECK(d.n_snap_failed == 0);
+	CHECK(p->state == PR_PROBE && p->pending_snapshot == 0 && p->probe_sent);
+
+	pr_become_snapshot(p, 3);
+	raftd_snap_gw_down(&d);
+	CHECK(p->state == PR_PROBE && p->next == p->match + 1);
+	sim_done(&s);
+}
+
 /* MsgUnreachable is the driver's to report; from a peer it is refused. */
 static void test_forged_unreachable(void)
 {
@@ -162,6 +210,7 @@ int main(void)
 {
 	test_full_link();
 	test_forged_unreachable();
+	test_snap_reports();
 	test_read_seq();
 	test_warn_rate();
 	printf("raftd_send: all passed\n");
