@@ -276,7 +276,12 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 	int eof = 0;
 
 	l->in_dispatch++;
-	while (budget > 0) {
+	/*
+	 * Stop early while many descriptors wait for their frames to be
+	 * dispatched: the queue is small, and a descriptor beyond it would be
+	 * lost. The rest is read on the next callback.
+	 */
+	while (budget > 0 && l->nfdin < FDQ_MAX / 2) {
 		ssize_t n = read_some(l);
 		if (n > 0) {
 			budget = (size_t)n >= budget ? 0 : budget - (size_t)n;

@@ -219,6 +219,8 @@ static void answer(struct gw *gw, struct pending *p, Ipc__Result *r,
 	Etcdserverpb__ResponseHeader **spare_slot = fill_header(gw, resp, &spare);
 	char version[] = ETCD_VERSION;
 	char *old_version = NULL;
+	char no_leader[] = "etcdserver: no leader";
+	char *errors[] = {no_leader};
 	struct jbuf b = JBUF_INIT;
 
 	if (p->kind == PK_STATUS && r->response_case == IPC__RESULT__RESPONSE_STATUS) {
@@ -229,13 +231,21 @@ static void answer(struct gw *gw, struct pending *p, Ipc__Result *r,
 		st->leader = gw->leader;
 		st->raftindex = gw->commit;
 		st->raftterm = gw->term;
+		/* etcd lists the member's alarms and "no leader" here. */
+		if (!gw->leader) {
+			st->n_errors = 1;
+			st->errors = errors;
+		}
 	}
 	pbjson_encode(&b, resp);
 	/* Nothing of our stack may stay in what protobuf-c frees. */
 	if (spare_slot)
 		*spare_slot = NULL;
-	if (old_version)
+	if (old_version) {
 		r->status->version = old_version;
+		r->status->n_errors = 0;
+		r->status->errors = NULL;
+	}
 
 	struct evhttp_request *req = take_req(p);
 	if (req && !b.oom) {

@@ -151,10 +151,14 @@ void http_reply_text(struct evhttp_request *req, int status, const char *text,
 void http_reply_health(struct evhttp_request *req, int ok)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	const char *body = ok ? "{\"health\":\"true\"}" : "{\"health\":\"false\"}";
+	/* etcd writes a healthy answer itself and an unhealthy one with Go's
+	 * http.Error, which adds a newline and nosniff. */
+	const char *body = ok ? "{\"health\":\"true\"}" : "{\"health\":\"false\"}\n";
 	http_cors(req);
 	/* etcd's /health says text/plain, though the body is JSON. */
 	evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
+	if (!ok)
+		evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
 	evhttp_send_reply(req, ok ? 200 : 503, ok ? "OK" : "Service Unavailable",
 			  NULL);

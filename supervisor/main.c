@@ -122,10 +122,11 @@ static int build_wcfg(const struct config *c, uint64_t member_id,
 			m->peerurls = u;
 			for (size_t k = 0; k < m->n_peerurls; k++)
 				*u++ = c->members[i].peer_urls.v[k].str;
-			if (m->id == member_id) {
-				m->n_clienturls = w->n_advertise_client_urls;
-				m->clienturls = w->advertise_client_urls;
-			}
+			/*
+			 * No client URLs: every member must write the same
+			 * bootstrap entries; each publishes its own client URLs
+			 * through Raft once it runs (etcd's publish).
+			 */
 			st->member_ptrs[i] = m;
 		}
 		w->n_initial_members = n;

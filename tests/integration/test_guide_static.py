@@ -176,7 +176,9 @@ def test_quorum_loss_and_return(members, guide_hosts_free):
     wait_until(lambda: ms[0].client.get("/health", timeout=5).status == 503,
                10 * ELECTION_S, 0.1, "/health to report no leader")
     r = ms[0].client.get("/health", timeout=5)
-    assert (r.status, r.json) == (503, {"health": "false"})
+    assert (r.status, r.body) == (503, b'{"health":"false"}\n')
+    st = ms[0].client.ok("/v3/maintenance/status", {})
+    assert "leader" not in st and st["errors"] == ["etcdserver: no leader"]
     r = put(ms[0], "guide/q", "3", timeout=20)
     assert r.status != 200, r
     # the members come back; nothing acknowledged is lost, the refused write did nothing

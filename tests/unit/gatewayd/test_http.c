@@ -180,7 +180,7 @@ static void test_health(void)
 	send_raft_state(0);
 	x = http(EVHTTP_REQ_GET, "/version", NULL); /* let the state arrive */
 	x = http(EVHTTP_REQ_GET, "/health", NULL);
-	EXPECT(x, 503, "{\"health\":\"false\"}");
+	EXPECT(x, 503, "{\"health\":\"false\"}\n");
 	send_raft_state(MEMBER);
 	x = http(EVHTTP_REQ_GET, "/version", NULL);
 }

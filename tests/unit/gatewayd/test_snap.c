@@ -595,7 +595,7 @@ static void test_health(void)
 	send_raft_state(0);
 	pump_ms(20);
 	struct exchange *x = http(EVHTTP_REQ_GET, "/health", NULL);
-	EXPECT(x, 503, "{\"health\":\"false\"}");
+	EXPECT(x, 503, "{\"health\":\"false\"}\n");
 	send_raft_state(MEMBER);
 	pump_ms(20);
 	x = http(EVHTTP_REQ_GET, "/health", NULL);
