@@ -394,6 +394,12 @@ int link_send_fd(struct link *l, uint16_t type, uint64_t id,
 	return 0;
 }
 
+void link_flush_now(struct link *l)
+{
+	if (!l->closed)
+		(void)flush(l);
+}
+
 int link_flush_blocking(struct link *l)
 {
 	if (l->closed)

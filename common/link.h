@@ -62,6 +62,13 @@ int link_send_pb(struct link *l, uint16_t type, uint64_t id,
 int link_send_fd(struct link *l, uint16_t type, uint64_t id,
 		 const ProtobufCMessage *m, int fd);
 
+/*
+ * Writes what is queued now, without blocking and without waiting for the
+ * end of the loop iteration: for frames that must leave before the caller
+ * blocks (raftd's appends to followers before its fdatasync). What does not
+ * fit, or an error, is left to the usual write event.
+ */
+void link_flush_now(struct link *l);
 /* Writes everything queued, blocking if need be (before an exit). */
 int link_flush_blocking(struct link *l);
 

@@ -66,6 +66,10 @@ int peer_msg_peek(const uint8_t *b, size_t len, uint64_t *ret_to,
  * until its URL changes) and *ret_port, or -ENOENT. */
 int peer_addr(struct gw *gw, uint64_t id, const char **ret_host,
 	      int *ret_port);
+/* Turns Nagle's algorithm off on evcon's socket (once it has one), as Go
+ * does on every TCP connection: a request that leaves in two writes must
+ * not wait for the delayed ACK of the first. */
+void peer_nodelay(struct evhttp_connection *evcon);
 /* The headers every request to a peer carries (Host, Content-Type and
  * rafthttp's cluster, sender and version headers). */
 void peer_add_headers(struct gw *gw, struct evkeyvalq *h, const char *host,

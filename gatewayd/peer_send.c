@@ -6,10 +6,14 @@
  * initial members until it answers).
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
@@ -300,6 +304,15 @@ int peer_addr(struct gw *gw, uint64_t id, const char **ret_host,
 	return 0;
 }
 
+void peer_nodelay(struct evhttp_connection *evcon)
+{
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+	int one = 1;
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static void post(struct peer *p)
 {
 	struct peers *ps = p->ps;
@@ -327,6 +340,8 @@ static void post(struct peer *p)
 		p->inflight_msgs = 0;
 		return;
 	}
+	/* The socket exists once the request is made (connect has begun). */
+	peer_nodelay(p->evcon);
 	p->inflight = 1;
 	return;
 fail:

@@ -257,6 +257,8 @@ static void send_next(struct snap_tx *tx)
 	}
 	if (evhttp_make_request(tx->evcon, req, EVHTTP_REQ_POST, SNAP_PATH) < 0)
 		tx_end(tx, 1, 1, "cannot send"); /* req freed by evhttp */
+	else
+		peer_nodelay(tx->evcon);
 }
 
 static void on_answer(struct evhttp_request *req, void *arg)

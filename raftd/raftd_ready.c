@@ -366,8 +366,12 @@ void raftd_flush(struct raftd *d)
 		}
 		/* Thesis 10.2.1: the leader's appends go out while it writes. */
 		raftd_send_msgs(d, rd.msgs, rd.n_early);
-		if (rd.has_snap || rd.n_ents || rd.hs_changed)
+		if (rd.has_snap || rd.n_ents || rd.hs_changed) {
+			/* They leave now, so the followers' fsyncs overlap ours. */
+			if (rd.n_early && d->w->peer[PROC_GATEWAYD])
+				link_flush_now(d->w->peer[PROC_GATEWAYD]);
 			persist(d, &rd);
+		}
 		raftd_send_msgs(d, rd.msgs + rd.n_early,
 				rd.n_msgs - rd.n_early);
 		apply_conf(d, &rd);
