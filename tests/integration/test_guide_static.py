@@ -126,10 +126,33 @@ def check_guide_cluster(ms):
         wait_until(seen, 5, 0.05, "a serializable read on %s to see all writes" % m.name)
 
 
+def metric(m, line_start):
+    """The value of the first /metrics sample whose line starts with line_start."""
+    for line in m.client.get("/metrics").text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def test_static_by_flags(members, guide_hosts_free):
     ms = [new_member(members, i, guide_flags(i)) for i in range(3)]
     start_all(ms)
     check_guide_cluster(ms)
+
+    # /metrics: leadership and peer traffic, labelled with hex member IDs as etcd does
+    ids, _ = guide_ids()
+    lead_id = int(leader_of(ms[0]))
+    lead = ms[ids.index(lead_id)]
+    for m in ms:
+        assert metric(m, "etcd_server_has_leader ") == 1
+        assert metric(m, "etcd_server_is_leader ") == (1 if m is lead else 0)
+        assert metric(m, "etcd_server_leader_changes_seen_total ") >= 1
+    for i, m in enumerate(ms):
+        if m is lead:
+            continue
+        assert metric(lead, 'etcd_network_peer_sent_bytes_total{To="%x"} ' % ids[i]) > 0
+        assert metric(lead, 'etcd_network_peer_received_bytes_total{From="%x"} ' % ids[i]) > 0
+        assert metric(m, 'etcd_network_peer_sent_bytes_total{To="%x"} ' % lead_id) > 0
 
 
 def test_static_by_environment(members, guide_hosts_free):
