@@ -120,24 +120,7 @@ run_cluster() { # name binary hosts...
 		RES[$name,$test]=$(wrk_run "$h" "$t" "$conns" "$DURATION" "$op" "$NKEYS")
 		echo "  done: $op with $conns connection(s) on the $([ "$where" = L ] && echo leader || echo follower)"
 	done
-	stop_all_members
-}
-
-stop_all_members() { # the cluster's members, by PID (lib.sh's stop_all also removes WORK)
-	local pid all p i
-	for pid in "${PIDS[@]}"; do
-		all="$pid $(descendants "$pid" | tr '\n' ' ')"
-		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 150); do # up to 15 s (a leader hands leadership over first)
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		for p in $all; do
-			kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
-		done
-		wait "$pid" 2>/dev/null || true
-	done
-	PIDS=()
+	stop_members
 }
 
 run_cluster ours "$OURS" "${OURS_HOSTS[@]}"

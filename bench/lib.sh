@@ -14,17 +14,12 @@ descendants() { # pid -> every descendant pid, from /proc/<pid>/task/*/children
 	done
 }
 
-stop_all() {
+stop_members() { # every server in PIDS: SIGTERM, up to 15 s, then SIGKILL of what is left
 	local pid all p i
-	if [ -n "$HELPER_PID" ]; then
-		kill -TERM "$HELPER_PID" 2>/dev/null || true
-		wait "$HELPER_PID" 2>/dev/null || true
-		HELPER_PID=
-	fi
 	for pid in "${PIDS[@]}"; do
 		all="$pid $(descendants "$pid" | tr '\n' ' ')"
 		kill -TERM "$pid" 2>/dev/null || true
-		for i in $(seq 100); do # up to 10 s
+		for i in $(seq 150); do # a leader hands leadership over first
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
@@ -34,6 +29,15 @@ stop_all() {
 		wait "$pid" 2>/dev/null || true
 	done
 	PIDS=()
+}
+
+stop_all() {
+	if [ -n "$HELPER_PID" ]; then
+		kill -TERM "$HELPER_PID" 2>/dev/null || true
+		wait "$HELPER_PID" 2>/dev/null || true
+		HELPER_PID=
+	fi
+	stop_members
 	rm -rf "$WORK"
 }
 trap stop_all EXIT
