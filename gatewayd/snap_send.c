@@ -395,8 +395,10 @@ void snap_send_msg(struct gw *gw, const uint8_t *body, size_t len,
 	struct snaps *s = gw->snaps;
 	const char *host;
 	int port;
-	if (!s)
+	if (!s) { /* shutting down: raft still expects an end */
+		report_failed(gw, to, "gatewayd is stopping");
 		return;
+	}
 	if (u64map_get(&s->by_to, to)) {
 		/* raft waits for the one in flight: its end is reported. */
 		uint64_t now = gw_now_ms();
