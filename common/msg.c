@@ -21,6 +21,7 @@ const char *msg_type_name(uint16_t type)
 	case MSG_RAFT_STATE: return "MSG_RAFT_STATE";
 	case MSG_RAFT_MSG: return "MSG_RAFT_MSG";
 	case MSG_SNAP_STATUS: return "MSG_SNAP_STATUS";
+	case MSG_CONF_CHANGE: return "MSG_CONF_CHANGE";
 	case MSG_APPLY: return "MSG_APPLY";
 	case MSG_APPLIED: return "MSG_APPLIED";
 	case MSG_QUERY: return "MSG_QUERY";

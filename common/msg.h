@@ -46,6 +46,8 @@ enum msg_type {
 	MSG_RAFT_STATE = 20,     /* raft -> gw, stor: ipc.RaftState, on every change */
 	MSG_RAFT_MSG = 21,       /* gw <-> raft: raftpb.Message to or from a peer */
 	MSG_SNAP_STATUS = 22,    /* gw -> raft: ipc.SnapStatus; a MsgSnap's delivery ended */
+	MSG_CONF_CHANGE = 23,    /* gw -> raft: raftpb.ConfChange (ID = request ID); id = request ID;
+				  * a refusal comes back as MSG_PROPOSE_ERR */
 
 	/* raftd <-> storaged (storaged also sends MSG_PROPOSE: lease revokes on
 	 * expiry; raftd answers failures with MSG_PROPOSE_ERR) */
