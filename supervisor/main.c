@@ -148,6 +148,7 @@ static int build_wcfg(const struct config *c, uint64_t member_id,
 			UINT32_MAX : (uint32_t)c->compaction_retention;
 	w->auto_compaction_mode = (char *)cfg_str(c, F_AUTO_COMPACTION_MODE);
 	w->wal_dir = (char *)cfg_str(c, F_WAL_DIR);
+	w->strict_reconfig_check = c->v[F_STRICT_RECONFIG_CHECK].b;
 	return 0;
 }
 
