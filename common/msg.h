@@ -32,7 +32,8 @@ enum msg_type {
 	MSG_LISTENER = 3, /* sup -> gatewayd: ipc.Listener + fd: a bound listener */
 	MSG_START = 4,    /* sup -> w: configuration complete, start serving */
 	MSG_READY = 5,    /* w -> sup: started (empty body) */
-	MSG_FATAL = 6,    /* w -> sup: ipc.Error: cannot go on; sup prints and exits 1 */
+	MSG_FATAL = 6,    /* w -> sup: ipc.Error: cannot go on; sup prints and exits 1
+			   * (code 0: the member is done, e.g. removed: exit 0) */
 	MSG_METRICS = 7,      /* gw -> sup, raft, stor: empty; id = round id */
 	MSG_METRICS_RESP = 8, /* -> gw: ipc.Metrics (the supervisor adds discoveryd's) */
 	MSG_SHUTDOWN = 9,      /* sup -> raft: empty; the member stops: hand leadership over */

@@ -244,3 +244,16 @@ void worker_fatal(struct worker *w, const char *fmt, ...)
 	}
 	_exit(1);
 }
+
+void worker_member_done(struct worker *w, const char *why)
+{
+	/* A MSG_FATAL with code 0: no error to print, exit code 0. */
+	Ipc__Error e = IPC__ERROR__INIT;
+	e.code = 0;
+	e.message = (char *)why;
+	if (w && w->sup) {
+		link_send_pb(w->sup, MSG_FATAL, 0, &e.base);
+		link_flush_blocking(w->sup);
+	}
+	_exit(0);
+}

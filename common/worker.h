@@ -75,5 +75,12 @@ int worker_send_pb(struct worker *w, enum proc_role to, uint16_t type,
  */
 void worker_fatal(struct worker *w, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));
+/*
+ * Tells the supervisor the member's work is over without an error (it was
+ * removed from the cluster: the worker has logged why): the member stops
+ * with exit code 0, as etcd does. Then exits.
+ */
+void worker_member_done(struct worker *w, const char *why)
+	__attribute__((noreturn));
 
 #endif

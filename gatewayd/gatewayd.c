@@ -207,6 +207,11 @@ static ProtobufCMessage *response_of(Ipc__Result *r)
 	case IPC__RESULT__RESPONSE_LEASE_TIME_TO_LIVE:
 		return &r->lease_time_to_live->base;
 	case IPC__RESULT__RESPONSE_LEASE_LEASES: return &r->lease_leases->base;
+	case IPC__RESULT__RESPONSE_MEMBER_ADD: return &r->member_add->base;
+	case IPC__RESULT__RESPONSE_MEMBER_REMOVE: return &r->member_remove->base;
+	case IPC__RESULT__RESPONSE_MEMBER_UPDATE: return &r->member_update->base;
+	case IPC__RESULT__RESPONSE_MEMBER_PROMOTE:
+		return &r->member_promote->base;
 	default: return NULL;
 	}
 }
@@ -277,6 +282,15 @@ static void on_result(struct gw *gw, const struct msg_hdr *hdr,
 
 	if (!p) {
 		stream_on_result(gw, hdr->id, r);
+	} else if (p->kind == PK_MEMBER_ADD && p->wait == PW_QUERY) {
+		member_on_list(gw, p, r);
+	} else if (p->kind == PK_MEMBER_ADD && !r->error &&
+		   r->response_case == IPC__RESULT__RESPONSE_MEMBER_ADD &&
+		   !r->member_add->member) {
+		/* etcd prints the member it built; ours is p's. */
+		r->member_add->member = (Etcdserverpb__Member *)p->msg;
+		answer(gw, p, r, resp);
+		r->member_add->member = NULL;
 	} else if (p->kind == PK_LEASE_TTL && r->error && r->error->code == 5 &&
 		   strcmp(r->error->message, ERR_LEASE_NOT_FOUND) == 0) {
 		/* etcd answers an unknown lease's time-to-live with -1. */

@@ -55,6 +55,10 @@ enum pkind {
 	PK_LEASE_TTL,
 	PK_LEASE_LEASES,
 	PK_METRICS,
+	PK_MEMBER_ADD,
+	PK_MEMBER_REMOVE,
+	PK_MEMBER_UPDATE,
+	PK_MEMBER_PROMOTE,
 	PK_WATCH,     /* streams: routes and counters only, never pending */
 	PK_KEEPALIVE,
 	PK_MAX
@@ -212,6 +216,11 @@ void gw_fill_header(struct gw *gw, Etcdserverpb__ResponseHeader *h);
 void lease_handle(struct gw *gw, struct pending *p);
 void keepalive_handle(struct gw *gw, struct evhttp_request *req,
 		      struct conn *c);
+
+/* member.c: member add/remove/update/promote, once decoded. */
+void member_handle(struct gw *gw, struct pending *p);
+/* Member add's member list arrived (r borrowed): refuse or propose. */
+void member_on_list(struct gw *gw, struct pending *p, const Ipc__Result *r);
 
 /* watch.c */
 void watch_handle(struct gw *gw, struct evhttp_request *req, struct conn *c);

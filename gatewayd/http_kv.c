@@ -161,6 +161,12 @@ void kv_handle(struct gw *gw, struct evhttp_request *req, struct conn *c,
 	case PK_LEASE_LEASES:
 		lease_handle(gw, p);
 		break;
+	case PK_MEMBER_ADD:
+	case PK_MEMBER_REMOVE:
+	case PK_MEMBER_UPDATE:
+	case PK_MEMBER_PROMOTE:
+		member_handle(gw, p);
+		break;
 	default:
 		pending_fail(gw, p, 13, "etcdserver: internal error");
 		break;

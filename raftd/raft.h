@@ -147,6 +147,51 @@ void raft_transfer_leader(struct raft *r, uint64_t to);
 uint64_t raft_transfer_target(const struct raft *r);
 /* Applies a committed configuration change. 0, or -EINVAL if refused. */
 int raft_apply_conf_change(struct raft *r, const Raftpb__ConfChange *cc);
+/*
+ * The validity rule for a membership change, applied when it is proposed
+ * and again when it is applied (storaged must apply the same one): etcd's
+ * ValidateConfigurationChange without what only storaged knows (peer URLs,
+ * removed IDs). A promotion is an AddNode whose context is an
+ * etcdserverpb.Member without peer URLs; an add carries its peer URLs.
+ */
+enum raft_cc_err {
+	RAFT_CC_OK = 0,
+	RAFT_CC_BAD,              /* node 0, unknown type, bad context */
+	RAFT_CC_ID_EXISTS,        /* add of a member already there */
+	RAFT_CC_NOT_FOUND,        /* remove, update, promote of an unknown one */
+	RAFT_CC_NOT_LEARNER,      /* promote of a voter */
+	RAFT_CC_TOO_MANY_LEARNERS,
+};
+/* etcd 3.4's maxLearners. */
+#define RAFT_MAX_LEARNERS 1
+/* etcd's readyPercent: a learner may be promoted once its match reaches
+ * this share of the leader's. */
+#define RAFT_LEARNER_READY_PERCENT 90
+bool raft_cc_is_promote(const Raftpb__ConfChange *cc);
+enum raft_cc_err raft_cc_validate(const struct raft_conf *c,
+				  const Raftpb__ConfChange *cc);
+/* etcd's message and gRPC code for e (NULL for RAFT_CC_OK). */
+const char *raft_cc_err_message(enum raft_cc_err e, uint32_t *ret_code);
+/* etcd's isLearnerReady: learner_match >= 0.9 * leader_match. */
+bool raft_cc_learner_ready(uint64_t learner_match, uint64_t leader_match);
+/*
+ * etcd's strict reconfiguration check (mayAddMember, mayRemoveMember) from
+ * the leader's view of which voters it heard from recently: false if cc
+ * would leave fewer active voters than a quorum. The caller checked
+ * validity first. Learners are neither checked nor counted.
+ */
+bool raft_cc_healthy(const struct raft_conf *c, const bool *active,
+		     uint64_t self, const Raftpb__ConfChange *cc);
+
+/* A membership change in the log not yet applied (proposed, or received
+ * from the leader): another must wait. */
+bool raft_conf_pending(const struct raft *r);
+/* On a leader: what it knows of member id (its match index, heard from in
+ * the last one or two election timeouts; the leader itself always is).
+ * -ENOTCONN if not the leader, -ENOENT if id is not a member. */
+int raft_peer_status(const struct raft *r, uint64_t id, uint64_t *ret_match,
+		     bool *ret_active);
+
 /* Drops entries up to index (at most the applied index). 0 or -EINVAL. */
 int raft_compact(struct raft *r, uint64_t index);
 

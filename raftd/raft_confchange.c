@@ -16,10 +16,13 @@ static int find(const struct raft_conf *c, uint64_t id)
 	return -1;
 }
 
-/* Applies cc to c: 0, -EINVAL (refused: demotion, node 0), -ENOSPC. */
+/*
+ * Applies cc to c: 0, -EINVAL (refused by raft_cc_validate: the change is
+ * a no-op, as storaged treats it), -ENOSPC.
+ */
 int conf_apply(struct raft_conf *c, const Raftpb__ConfChange *cc)
 {
-	if (cc->nodeid == RAFT_NONE)
+	if (raft_cc_validate(c, cc) != RAFT_CC_OK)
 		return -EINVAL;
 	int i = find(c, cc->nodeid);
 	switch (cc->type) {
@@ -85,7 +88,7 @@ static struct progress *add_slot(struct raft *r, uint64_t id, bool learner)
 		p->match = r->log.stable;
 	/* A new member counts as active, or CheckQuorum could depose the
 	 * leader before the member had a chance to answer. */
-	p->recent_active = true;
+	p->recent_active = p->prev_active = true;
 	read_forget_slot(r, s);
 	return p;
 }

@@ -67,6 +67,7 @@ void become_leader(struct raft *r)
 	reset(r, r->term);
 	r->lead = r->id;
 	r->role = RAFT_LEADER;
+	r->lead_since = r->ticks;
 	struct progress *self = pr_get(r, r->id);
 	if (self)
 		pr_become_replicate(self);
@@ -230,6 +231,7 @@ static void tick_heartbeat(struct raft *r)
 
 void raft_tick(struct raft *r)
 {
+	r->ticks++;
 	if (r->role == RAFT_LEADER)
 		tick_heartbeat(r);
 	else

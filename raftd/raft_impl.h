@@ -37,6 +37,8 @@ struct progress {
 	enum pr_state state;
 	bool probe_sent;
 	bool recent_active;
+	bool prev_active;       /* recent_active of the last CheckQuorum round */
+	uint64_t heard_tick;    /* raft.ticks when it last answered the leader */
 	bool learner;
 	int8_t vote;            /* in an election: 0 none, 1 granted, -1 refused */
 	struct inflights ins;
@@ -62,6 +64,8 @@ struct raft {
 
 	int election_tick, heartbeat_tick, rand_election_tick;
 	int election_elapsed, heartbeat_elapsed;
+	uint64_t ticks;          /* every tick since start */
+	uint64_t lead_since;     /* ticks when this node last became leader */
 	bool pre_vote, check_quorum;
 	size_t max_msg_bytes;
 	int max_inflight;

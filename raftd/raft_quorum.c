@@ -86,8 +86,12 @@ bool quorum_active(struct raft *r)
 			if (p->id == r->id || p->recent_active)
 				yes++;
 		}
-		if (p->id != r->id)
+		if (p->id != r->id) {
+			/* Kept for the strict reconfiguration check, which
+			 * must not read "inactive" right after a reset. */
+			p->prev_active = p->recent_active;
 			p->recent_active = false;
+		}
 	}
 	return yes > n / 2;
 }

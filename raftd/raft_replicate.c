@@ -247,6 +247,7 @@ void handle_append_resp(struct raft *r, const Raftpb__Message *m)
 	if (!p)
 		return;
 	p->recent_active = true;
+	p->heard_tick = r->ticks;
 	if (m->reject) {
 		if (pr_maybe_decr_to(p, m->index, m->rejecthint)) {
 			if (p->state == PR_REPLICATE)
@@ -280,6 +281,7 @@ void handle_heartbeat_resp(struct raft *r, const Raftpb__Message *m)
 	if (!p)
 		return;
 	p->recent_active = true;
+	p->heard_tick = r->ticks;
 	/* A snapshot in flight is not resent from here: the transport
 	 * reports how it ended (raft_report_snapshot). */
 	p->probe_sent = false;

@@ -47,6 +47,30 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	raftd_expire_reads(d);
 	raftd_snap_tick(d);
 	raftd_shutdown_check(d);
+	raftd_conf_check_removed(d);
+	want_flush(d);
+}
+
+void raftd_queue_prop(struct raftd *d, enum proc_role from, uint64_t id,
+		      struct raft_ent *x)
+{
+	if (d->n_props == d->cap_props) {
+		size_t c = d->cap_props ? d->cap_props * 2 : 256;
+		struct raft_ent **p = realloc(d->props, c * sizeof(*p));
+		if (p)
+			d->props = p;
+		uint64_t *q = p ? realloc(d->prop_ids, c * sizeof(*q)) : NULL;
+		if (q)
+			d->prop_ids = q;
+		uint8_t *f = q ? realloc(d->prop_from, c) : NULL;
+		if (!f)
+			worker_fatal(d->w, "raftd: out of memory");
+		d->prop_from = f;
+		d->cap_props = c;
+	}
+	d->props[d->n_props] = x;
+	d->prop_from[d->n_props] = (uint8_t)from;
+	d->prop_ids[d->n_props++] = id;
 	want_flush(d);
 }
 
@@ -70,29 +94,13 @@ static void take_proposal(struct raftd *d, enum proc_role from,
 				  "etcdserver: request is too large");
 		return;
 	}
-	if (d->n_props == d->cap_props) {
-		size_t c = d->cap_props ? d->cap_props * 2 : 256;
-		struct raft_ent **p = realloc(d->props, c * sizeof(*p));
-		if (p)
-			d->props = p;
-		uint64_t *q = p ? realloc(d->prop_ids, c * sizeof(*q)) : NULL;
-		if (q)
-			d->prop_ids = q;
-		uint8_t *f = q ? realloc(d->prop_from, c) : NULL;
-		if (!f)
-			worker_fatal(d->w, "raftd: out of memory");
-		d->prop_from = f;
-		d->cap_props = c;
-	}
 	/* The one copy of the client's bytes: the WAL, peers and storaged
 	 * all read this entry. */
 	struct raft_ent *x = raft_ent_new(0, 0, RAFTPB__ENTRY_TYPE__EntryNormal,
 					  body, hdr->len);
 	if (!x)
 		worker_fatal(d->w, "raftd: out of memory");
-	d->props[d->n_props] = x;
-	d->prop_from[d->n_props] = (uint8_t)from;
-	d->prop_ids[d->n_props++] = hdr->id;
+	raftd_queue_prop(d, from, hdr->id, x);
 	want_flush(d);
 }
 
@@ -132,7 +140,9 @@ static void take_raft_msg(struct raftd *d, const struct msg_hdr *hdr,
 	Raftpb__Message *m = MSG_UNPACK(Raftpb__Message, raftpb__message, body,
 					hdr->len);
 	int rc = -EBADMSG;
-	if (m && m->to == d->id)
+	if (m && m->to == d->id && !raftd_conf_forward_ok(d, m))
+		rc = 0; /* a forwarded conf change the leader refuses: dropped */
+	else if (m && m->to == d->id)
 		rc = raft_step(d->r, m);
 	else if (m)
 		rc = 0; /* for another member: a stale route, not an error */
@@ -155,6 +165,10 @@ static void raftd_dispatch_gatewayd(struct raftd *d, const struct msg_hdr *hdr,
 	switch (hdr->type) {
 	case MSG_PROPOSE:
 		take_proposal(d, PROC_GATEWAYD, hdr, body);
+		break;
+	case MSG_CONF_CHANGE:
+		raftd_conf_change(d, hdr, body);
+		want_flush(d);
 		break;
 	case MSG_METRICS:
 		raftd_metrics(d, hdr->id);
@@ -198,6 +212,7 @@ static void take_applied(struct raftd *d, const struct msg_hdr *hdr,
 	protobuf_c_message_free_unpacked(&a->base, NULL);
 	raftd_send_apply(d);
 	raftd_maybe_compact(d);
+	raftd_conf_check_removed(d);
 }
 
 static void raftd_dispatch_storaged(struct raftd *d, const struct msg_hdr *hdr,
@@ -291,6 +306,7 @@ static int on_start(struct worker *w)
 	if (d->election_ticks < 2)
 		d->election_ticks = 2;
 	d->snapshot_count = c->snapshot_count ? c->snapshot_count : 100000;
+	d->strict_reconfig = c->strict_reconfig_check;
 	uint64_t mrb = c->max_request_bytes ? c->max_request_bytes : 1572864;
 	/* Room for the InternalRaftRequest wrapping around the request. */
 	d->max_proposal = mrb + (1u << 20);
@@ -347,6 +363,7 @@ int raftd_main(int argc, char **argv)
 	wal_free(raftd.wal);
 	for (size_t i = 0; i < raftd.n_props; i++)
 		raft_ent_unref(raftd.props[i]);
+	raft_ent_unref(raftd.cc_held);
 	free(raftd.props);
 	free(raftd.prop_ids);
 	free(raftd.prop_from);

@@ -101,6 +101,16 @@ struct raftd {
 	uint64_t shut_deadline; /* in ticks */
 	uint64_t shut_start_ns; /* CLOCK_MONOTONIC */
 
+	/* Membership changes (raftd_conf.c). */
+	bool strict_reconfig; /* --strict-reconfig-check */
+	/* A removal of this leader, held while leadership moves away. */
+	struct raft_ent *cc_held;
+	uint64_t cc_held_id;
+	uint64_t cc_held_deadline; /* in ticks */
+	/* The index of this member's own removal, once applied; then the
+	 * tick it was applied at. */
+	uint64_t removed_at, removed_tick;
+
 	uint64_t log_lead; /* leader in the last log line */
 
 	/* Counters for /metrics (etcd's names in raftd_metrics.c). */
@@ -135,6 +145,29 @@ void raftd_report_unreachable(struct raftd *d);
 /* True if a warning may be logged now; ret_suppressed: how many were not
  * since the last one. */
 bool raftd_warn_ok(struct raftd_warn *rl, uint64_t *ret_suppressed);
+
+/* raftd.c: queues proposal x (reference taken) from link from, request id. */
+void raftd_queue_prop(struct raftd *d, enum proc_role from, uint64_t id,
+		      struct raft_ent *x);
+
+/* raftd_conf.c: membership changes. */
+/* gatewayd's MSG_CONF_CHANGE: refused, queued, or held for a hand-over. */
+void raftd_conf_change(struct raftd *d, const struct msg_hdr *hdr,
+		       const uint8_t *body);
+/* Start of a flush: a held removal goes once leadership moved (or the
+ * hand-over ran out of time). */
+void raftd_conf_release(struct raftd *d);
+/* A conf change entry at index was committed: applied to the core, or a
+ * no-op if invalid for the configuration at that point. */
+void raftd_conf_apply(struct raftd *d, const Raftpb__Entry *e);
+/* After a tick or storaged's MSG_APPLIED: a member that applied its own
+ * removal stops once storaged has it too. */
+void raftd_conf_check_removed(struct raftd *d);
+/* On the leader: false for a MsgProp carrying a conf change that the
+ * leader's checks (validity, learner in sync, strict reconfiguration)
+ * refuse; the follower that forwarded it cannot know them. The proposer
+ * gets no answer and times out. */
+bool raftd_conf_forward_ok(struct raftd *d, const Raftpb__Message *m);
 
 /* raftd_snap.c: snapshots as the driver sees them. */
 /* gatewayd's MSG_SNAP_STATUS: a MsgSnap's delivery ended. */

@@ -188,6 +188,18 @@ int raftd_boot(struct raftd *d)
 		 (unsigned long long)d->id, (unsigned long long)raft_term(d->r));
 	/* Apply the committed configuration, then a lone voter leads. */
 	raftd_flush(d);
+	struct raft_conf now;
+	raft_conf_get(d->r, &now);
+	bool member = false;
+	for (int i = 0; i < now.n; i++)
+		member |= now.ids[i] == d->id;
+	if (now.n > 0 && !member) {
+		/* Its own removal is in its log: it may not come back. */
+		log_err("etcdserver", "the member has been permanently removed "
+			"from the cluster");
+		worker_fatal(w, "the member has been permanently removed from "
+			     "the cluster");
+	}
 	if (raft_voters(d->r) == 1 && !raft_is_learner(d->r)) {
 		struct raft_conf conf;
 		raft_conf_get(d->r, &conf);

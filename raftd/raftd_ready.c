@@ -24,21 +24,36 @@ void raftd_propose_err(struct raftd *d, enum proc_role to, uint64_t id,
 	worker_send_pb(d->w, to, MSG_PROPOSE_ERR, id, &e.base);
 }
 
+static void propose_range(struct raftd *d, size_t from, size_t n)
+{
+	int rc = raft_propose(d->r, d->props + from, n);
+	if (rc == 0)
+		return;
+	/* etcd: no leader is ErrNoLeader; a drop (leadership being
+	 * transferred, member removed) is raft's ErrProposalDropped. */
+	bool nl = rc == -ENOTCONN;
+	for (size_t i = from; i < from + n; i++)
+		raftd_propose_err(d, (enum proc_role)d->prop_from[i],
+				  d->prop_ids[i], nl ? 14 : 2,
+				  nl ? "etcdserver: no leader"
+				     : "raft proposal dropped");
+}
+
+/* Normal entries go together; a membership change goes alone, so that
+ * its refusal (one already pending) fails nothing else. */
 static void propose_all(struct raftd *d)
 {
-	if (d->n_props == 0)
-		return;
-	int rc = raft_propose(d->r, d->props, d->n_props);
-	if (rc < 0) {
-		/* etcd: no leader is ErrNoLeader; a drop (leadership being
-		 * transferred, member removed) is raft's ErrProposalDropped. */
-		bool nl = rc == -ENOTCONN;
-		for (size_t i = 0; i < d->n_props; i++)
-			raftd_propose_err(d, (enum proc_role)d->prop_from[i],
-					  d->prop_ids[i], nl ? 14 : 2,
-					  nl ? "etcdserver: no leader"
-					     : "raft proposal dropped");
+	size_t start = 0;
+	for (size_t i = 0; i < d->n_props; i++) {
+		if (d->props[i]->e.type != RAFTPB__ENTRY_TYPE__EntryConfChange)
+			continue;
+		if (i > start)
+			propose_range(d, start, i - start);
+		propose_range(d, i, 1);
+		start = i + 1;
 	}
+	if (d->n_props > start)
+		propose_range(d, start, d->n_props - start);
 	d->n_props = 0;
 }
 
@@ -236,24 +251,9 @@ static void persist(struct raftd *d, const struct raft_ready *rd)
 
 static void apply_conf(struct raftd *d, const struct raft_ready *rd)
 {
-	for (size_t i = 0; i < rd->n_committed; i++) {
-		const Raftpb__Entry *e = &rd->committed[i]->e;
-		if (e->type != RAFTPB__ENTRY_TYPE__EntryConfChange)
-			continue;
-		Raftpb__ConfChange *cc =
-			raftpb__conf_change__unpack(NULL, e->data.len, e->data.data);
-		if (!cc) {
-			log_warn("raft", "%llx ignored an undecodable conf change "
-				 "at index %llu", (unsigned long long)d->id,
-				 (unsigned long long)e->index);
-			continue;
-		}
-		if (raft_apply_conf_change(d->r, cc) < 0)
-			log_warn("raft", "%llx refused conf change %d for %llx",
-				 (unsigned long long)d->id, cc->type,
-				 (unsigned long long)cc->nodeid);
-		raftpb__conf_change__free_unpacked(cc, NULL);
-	}
+	for (size_t i = 0; i < rd->n_committed; i++)
+		if (rd->committed[i]->e.type == RAFTPB__ENTRY_TYPE__EntryConfChange)
+			raftd_conf_apply(d, &rd->committed[i]->e);
 }
 
 /* Sends storaged every committed entry it lacks, in frames below 4 MB. */
@@ -351,6 +351,7 @@ void raftd_maybe_compact(struct raftd *d)
 
 void raftd_flush(struct raftd *d)
 {
+	raftd_conf_release(d);
 	propose_all(d);
 	read_all(d);
 	while (raft_has_ready(d->r)) {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "apply.h"
+#include "confchange.h"
 #include "lease.h"
 #include "raft_internal.pb-c.h"
 
@@ -66,53 +67,6 @@ static int apply_request(struct mvcc *m,
 	return 0;
 }
 
-static int apply_confchange(struct mvcc *m, const Raftpb__ConfChange *cc,
-			    struct arena *a)
-{
-	Etcdserverpb__Member *given = NULL, *cur = NULL;
-	if (cc->context.len) {
-		given = etcdserverpb__member__unpack(&a->pb, cc->context.len,
-						     cc->context.data);
-		if (!given)
-			return APPLY_EBADENTRY;
-	}
-	int err = mvcc_member_get(m, cc->nodeid, a, &cur);
-	if (err < 0 && err != -ENOENT)
-		return err;
-
-	switch (cc->type) {
-	case RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddNode:
-	case RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddLearnerNode: {
-		int learner = cc->type ==
-			      RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddLearnerNode;
-		Etcdserverpb__Member *mb = cur;
-		if (!mb) {
-			mb = given;
-			if (!mb)
-				mb = ARENA_NEW(a, Etcdserverpb__Member,
-					       ETCDSERVERPB__MEMBER__INIT);
-		} else if (given && given->n_peerurls) {
-			mb->n_peerurls = given->n_peerurls;
-			mb->peerurls = given->peerurls;
-		}
-		/* AddNode of a known learner promotes it. */
-		mb->id = cc->nodeid;
-		mb->islearner = learner;
-		return mvcc_member_put(m, mb);
-	}
-	case RAFTPB__CONF_CHANGE_TYPE__ConfChangeRemoveNode:
-		return mvcc_member_delete(m, cc->nodeid);
-	case RAFTPB__CONF_CHANGE_TYPE__ConfChangeUpdateNode:
-		if (!cur || !given)
-			return 0;
-		cur->n_peerurls = given->n_peerurls;
-		cur->peerurls = given->peerurls;
-		return mvcc_member_put(m, cur);
-	default:
-		return APPLY_EBADENTRY;
-	}
-}
-
 int apply_entry(struct mvcc *m, const Raftpb__Entry *e, struct arena *a,
 		uint64_t *ret_id, Ipc__Result **ret_res)
 {
@@ -145,8 +99,15 @@ int apply_entry(struct mvcc *m, const Raftpb__Entry *e, struct arena *a,
 			ret = APPLY_EBADENTRY;
 			break;
 		}
-		if ((ret = apply_confchange(m, cc, a)) < 0)
+		/* The bootstrap's entries (ID 0) answer nobody. */
+		Ipc__Result *res = NULL;
+		if ((ret = apply_confchange(m, cc, a,
+					    cc->id ? &res : NULL)) < 0)
 			return ret;
+		if (res) {
+			*ret_id = cc->id;
+			*ret_res = res;
+		}
 		break;
 	}
 	default:

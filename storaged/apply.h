@@ -19,9 +19,11 @@
 /*
  * Applies entry e inside the current batch of m and marks it applied.
  * Entries at or below mvcc_applied() are skipped (0, nothing returned).
- * For a request entry, *ret_id is its request ID and *ret_res its result,
- * built in a (a response, or an Error with etcd's code and message); both
- * are left untouched otherwise.
+ * For a request entry, and a ConfChange entry with a request ID
+ * (ConfChange.ID), *ret_id is its request ID and *ret_res its result, built
+ * in a (a response, or an Error with etcd's code and message); both are
+ * left untouched otherwise. An invalid ConfChange (confchange.h) changes
+ * nothing and answers its error.
  *
  * Returns 0; APPLY_EBADENTRY when the entry could not be decoded (skipped);
  * or a negative errno after which the store is unusable (I/O failure or out

@@ -1,8 +1,9 @@
 /*
  * The cluster's members as the applied ConfChange entries define them: the
  * "members" column family (member ID, 8 bytes big-endian -> packed
- * etcdserverpb.Member), mirrored in memory (a handful of records) so that a
- * batch sees its own writes.
+ * etcdserverpb.Member; the ID followed by 'r' -> nothing for a removed
+ * member), mirrored in memory (a handful of records) so that a batch sees
+ * its own writes.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,6 +13,8 @@
 
 /* Cluster size limit: etcd's membership has no hard one; ours is generous. */
 #define MEMBERS_MAX 1024
+/* The key of a removed ID: the member key and this byte. */
+#define REMOVED_TAG 'r'
 
 void members_clear(struct mvcc *m)
 {
@@ -20,6 +23,50 @@ void members_clear(struct mvcc *m)
 	free(m->members);
 	m->members = NULL;
 	m->nmembers = 0;
+	free(m->removed);
+	m->removed = NULL;
+	m->nremoved = 0;
+}
+
+/* Index of id in m->removed, or where it would go (negative - 1). */
+static ssize_t removed_find(const struct mvcc *m, uint64_t id)
+{
+	size_t lo = 0, hi = m->nremoved;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (m->removed[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < m->nremoved && m->removed[lo] == id)
+		return (ssize_t)lo;
+	return -(ssize_t)lo - 1;
+}
+
+/*
+ * No limit of its own: every removal is an operator's change committed
+ * through Raft after an add, 8 bytes each, as etcd keeps them forever.
+ */
+static int removed_add(struct mvcc *m, uint64_t id)
+{
+	ssize_t i = removed_find(m, id);
+	if (i >= 0)
+		return 0;
+	uint64_t *v = realloc(m->removed, (m->nremoved + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	m->removed = v;
+	size_t at = (size_t)(-i - 1);
+	memmove(&v[at + 1], &v[at], (m->nremoved - at) * sizeof(*v));
+	v[at] = id;
+	m->nremoved++;
+	return 0;
+}
+
+int mvcc_member_removed(const struct mvcc *m, uint64_t id)
+{
+	return removed_find(m, id) >= 0;
 }
 
 /* Index of id in m->members, or where it would go (negative - 1). */
@@ -78,6 +125,12 @@ int members_load(struct mvcc *m)
 		size_t klen, vlen;
 		const char *k = rocksdb_iter_key(it, &klen);
 		const char *v = rocksdb_iter_value(it, &vlen);
+		if (klen == 9 && k[8] == REMOVED_TAG) {
+			if ((ret = removed_add(m, be64_get(
+					      (const uint8_t *)k))) < 0)
+				break;
+			continue;
+		}
 		if (klen != 8) {
 			ret = -EINVAL;
 			break;
@@ -116,9 +169,15 @@ int mvcc_member_delete(struct mvcc *m, uint64_t id)
 {
 	if (!m->in_batch)
 		return -EINVAL;
-	uint8_t k[8];
+	uint8_t k[9];
 	be64_put(k, id);
+	int ret = removed_add(m, id);
+	if (ret < 0)
+		return ret;
 	rocksdb_writebatch_delete_cf(m->wb, m->cf[CF_MEMBERS], (const char *)k, 8);
+	k[8] = REMOVED_TAG;
+	rocksdb_writebatch_put_cf(m->wb, m->cf[CF_MEMBERS], (const char *)k, 9,
+				  "", 0);
 	ssize_t i = member_find(m, id);
 	if (i >= 0) {
 		free(m->members[i].data);

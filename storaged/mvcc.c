@@ -58,6 +58,28 @@ void mvcc_strerror(int err, uint32_t *ret_code, const char **ret_msg)
 		code = 8;
 		msg = "etcdserver: too many leases";
 		break;
+	case MVCC_EMEMBEREXISTS:
+		code = 9;
+		msg = "etcdserver: member ID already exist";
+		break;
+	case MVCC_EMEMBERNOTFOUND:
+	case MVCC_EMEMBERREMOVED:
+		/* etcd's v3rpc maps ErrIDRemoved to ErrGRPCMemberNotFound. */
+		code = 5;
+		msg = "etcdserver: member not found";
+		break;
+	case MVCC_EPEERURLEXISTS:
+		code = 9;
+		msg = "etcdserver: Peer URLs already exists";
+		break;
+	case MVCC_ETOOMANYLEARNERS:
+		code = 9;
+		msg = "etcdserver: too many learner members in cluster";
+		break;
+	case MVCC_ENOTLEARNER:
+		code = 9;
+		msg = "etcdserver: can only promote a learner member";
+		break;
 	case ENOMEM:
 		code = 8;
 		msg = "etcdserver: out of memory";

@@ -37,6 +37,13 @@ enum {
 	MVCC_ELEASEEXISTS,    /* 9 lease already exists */
 	MVCC_ETTLTOOLARGE,    /* 11 too large lease TTL */
 	MVCC_ETOOMANYLEASES,  /* 8 our limit on leases */
+	/* Membership changes (etcd's membership.Err*, as v3rpc maps them). */
+	MVCC_EMEMBEREXISTS,   /* 9 member ID already exist */
+	MVCC_EMEMBERNOTFOUND, /* 5 member not found */
+	MVCC_EMEMBERREMOVED,  /* 5 member not found (etcd's ErrIDRemoved) */
+	MVCC_EPEERURLEXISTS,  /* 9 Peer URLs already exists */
+	MVCC_ETOOMANYLEARNERS, /* 9 too many learner members in cluster */
+	MVCC_ENOTLEARNER,     /* 9 can only promote a learner member */
 };
 
 /*
@@ -169,7 +176,11 @@ uint64_t mvcc_compacted_keys(const struct mvcc *m);
  * Writes go into the current batch.
  */
 int mvcc_member_put(struct mvcc *m, const Etcdserverpb__Member *mb);
+/* Deletes member id and records id as removed, for good (etcd's
+ * members_removed bucket): a removed ID cannot come back. */
 int mvcc_member_delete(struct mvcc *m, uint64_t id);
+/* Whether id was removed from the cluster (1) or not (0). */
+int mvcc_member_removed(const struct mvcc *m, uint64_t id);
 /* The member with id, unpacked into a, or -ENOENT. */
 int mvcc_member_get(struct mvcc *m, uint64_t id, struct arena *a,
 		    Etcdserverpb__Member **ret);

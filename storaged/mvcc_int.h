@@ -16,7 +16,8 @@ enum mvcc_cf {
 	CF_DEFAULT = 0, /* unused, RocksDB requires it */
 	CF_KEY,         /* revision -> packed mvccpb.KeyValue */
 	CF_META,        /* applied index, current and compacted revisions */
-	CF_MEMBERS,     /* member ID (8 bytes BE) -> packed etcdserverpb.Member */
+	CF_MEMBERS,     /* member ID (8 bytes BE) -> packed etcdserverpb.Member;
+			 * ID + 'r' -> "" for a removed member */
 	CF_LEASE,       /* lease ID (8 bytes BE) -> TTL (8 bytes BE) */
 	CF_MAX
 };
@@ -81,6 +82,8 @@ struct mvcc {
 
 	struct member_rec *members; /* sorted by id */
 	size_t nmembers;
+	uint64_t *removed;          /* IDs removed for good, sorted */
+	size_t nremoved;
 
 	struct lessor *ls;
 

@@ -146,13 +146,27 @@ static void child_msg(struct link *l, const struct msg_hdr *hdr,
 		break;
 	case MSG_FATAL: {
 		Ipc__Error *e = MSG_UNPACK(Ipc__Error, ipc__error, body, hdr->len);
+		/* Code 0: the member's work is over (removed from the cluster;
+		 * the worker logged why), a clean stop as etcd's. */
+		int done = e && e->code == 0;
 		/* etcd's fatal errors read "etcd: <message>" on stderr. */
-		fprintf(stderr, "etcd: %s\n",
-			e && e->message ? e->message : "fatal error in a worker");
-		fflush(stderr);
+		if (!done) {
+			fprintf(stderr, "etcd: %s\n",
+				e && e->message ? e->message : "fatal error in a worker");
+			fflush(stderr);
+		}
 		if (e)
 			protobuf_c_message_free_unpacked(&e->base, NULL);
-		begin_stop(s, 1);
+		if (done && !s->stopping) {
+			/* Nothing to hand over: stop the stages at once. */
+			s->stopping = 1;
+			s->stage = 0;
+			for (int r = PROC_RAFTD; r < PROC_MAX; r++)
+				evtimer_del(s->ch[r].restart);
+			run_stage(s);
+			break;
+		}
+		begin_stop(s, done ? 0 : 1);
 		break;
 	}
 	case MSG_METRICS:

@@ -1,6 +1,7 @@
 /* The simulated cluster of the Raft core tests (see sim.h). */
 #include <string.h>
 
+#include "rpc.pb-c.h"
 #include "sim.h"
 
 uint64_t sim_rand(struct sim *s)
@@ -331,7 +332,18 @@ int sim_propose_conf(struct sim *s, int i, Raftpb__ConfChangeType t, uint64_t id
 	Raftpb__ConfChange cc = RAFTPB__CONF_CHANGE__INIT;
 	cc.type = t;
 	cc.nodeid = id;
-	uint8_t buf[64];
+	/* AddNode of a learner is a promotion: etcd's context says so. */
+	struct raft_conf c;
+	raft_conf_get(s->nodes[i].r, &c);
+	Etcdserverpb__Member m = ETCDSERVERPB__MEMBER__INIT;
+	uint8_t ctx[32], buf[96];
+	m.id = id;
+	for (int k = 0; k < c.n; k++)
+		if (c.ids[k] == id && c.learner[k] &&
+		    t == RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddNode) {
+			cc.context.data = ctx;
+			cc.context.len = etcdserverpb__member__pack(&m, ctx);
+		}
 	size_t len = raftpb__conf_change__pack(&cc, buf);
 	struct raft_ent *x = raft_ent_new(0, 0, RAFTPB__ENTRY_TYPE__EntryConfChange,
 					  buf, len);

@@ -6,7 +6,9 @@
  * refused meanwhile and after, the deadline, a lone member), snapshot
  * reports to a leader raftd (MSG_SNAP_STATUS), and a follower raftd
  * restoring a snapshot, with storaged resuming right after what it holds
- * whichever of storaged's MSG_APPLIED and the MsgSnap comes first.
+ * whichever of storaged's MSG_APPLIED and the MsgSnap comes first;
+ * membership changes proposed, applied and refused with etcd's errors, and
+ * the leader removing itself (hand-over, then the stop).
  */
 #include <signal.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #include "ipc.pb-c.h"
 #include "link.h"
 #include "proc.h"
+#include "rpc.pb-c.h"
 #include "sim.h"
 
 #define RAFTD_ID 0x1234ull
@@ -45,6 +48,9 @@ static struct {
 	pid_t pid;
 	struct link *sup, *gw, *st;
 	bool ready, fatal, shut_done;
+	char fatal_msg[256];
+	bool auto_applied;   /* storaged acknowledges every batch */
+	int msgs_to_absent;  /* to members not simulated here */
 	uint64_t leader, term, commit;
 	uint64_t applied_next; /* next index storaged expects */
 	int prop_errs;
@@ -144,8 +150,13 @@ static void sup_msg(struct link *l, const struct msg_hdr *h, const uint8_t *b,
 	(void)l, (void)arg, (void)fd, (void)b;
 	if (h->type == MSG_READY)
 		F.ready = true;
-	else if (h->type == MSG_FATAL)
+	else if (h->type == MSG_FATAL) {
+		Ipc__Error *e = MSG_UNPACK(Ipc__Error, ipc__error, b, h->len);
+		CHECK(e);
+		snprintf(F.fatal_msg, sizeof(F.fatal_msg), "%s", e->message);
+		protobuf_c_message_free_unpacked(&e->base, NULL);
 		F.fatal = true;
+	}
 	else if (h->type == MSG_SHUTDOWN_DONE)
 		F.shut_done = true;
 }
@@ -157,8 +168,12 @@ static void from_raftd(const struct msg_hdr *h, const uint8_t *b)
 					h->len);
 	CHECK(m && m->from == RAFTD_ID);
 	struct peer *p = peer_of(m->to);
-	CHECK(p);
 	bool keep = false;
+	if (!p) {
+		/* A member added by a test, never started. */
+		F.msgs_to_absent++;
+		goto out;
+	}
 	if (m->type == RAFTPB__MESSAGE_TYPE__MsgTimeoutNow) {
 		F.timeout_nows++;
 		if (F.drop_timeout_now)
@@ -233,6 +248,11 @@ static void st_msg(struct link *l, const struct msg_hdr *h, const uint8_t *b,
 		F.applied_next++;
 	}
 	protobuf_c_message_free_unpacked(&a->base, NULL);
+	if (F.auto_applied) {
+		Ipc__Applied ap = IPC__APPLIED__INIT;
+		ap.index = ap.durable_index = F.applied_next - 1;
+		CHECK(link_send_pb(F.st, MSG_APPLIED, 0, &ap.base) == 0);
+	}
 }
 
 static void on_close(struct link *l, void *arg)
@@ -354,6 +374,7 @@ static void start(int n_peers, bool bootstrap)
 	c.heartbeat_interval_ms = 10;
 	c.election_timeout_ms = 100;
 	c.snapshot_count = 100;
+	c.strict_reconfig_check = true;
 	CHECK(link_send_pb(F.sup, MSG_CONFIG, 0, &c.base) == 0);
 	Ipc__ProcFd pf = IPC__PROC_FD__INIT;
 	pf.role = PROC_GATEWAYD;
@@ -388,6 +409,8 @@ static void forget_peers(void)
 	F.hold_snap_in = F.hold_snaps_out = false;
 	F.hold_timeout_now = F.drop_timeout_now = false;
 	F.timeout_nows = F.snaps_out = F.prop_errs = 0;
+	F.auto_applied = false;
+	F.msgs_to_absent = 0;
 }
 
 static void new_datadir(void)
@@ -656,6 +679,152 @@ static void test_follower_snapshot(void)
 	forget_peers();
 }
 
+/* gatewayd's MSG_CONF_CHANGE for request rid; purl NULL: no peer URLs
+ * (a promotion's context), and no context at all for a removal. */
+static void conf_change(uint64_t rid, Raftpb__ConfChangeType t, uint64_t node,
+			const char *purl)
+{
+	Raftpb__ConfChange cc = RAFTPB__CONF_CHANGE__INIT;
+	Etcdserverpb__Member m = ETCDSERVERPB__MEMBER__INIT;
+	uint8_t ctx[256], buf[512];
+	char *u = (char *)purl;
+	cc.id = rid;
+	cc.type = t;
+	cc.nodeid = node;
+	m.id = node;
+	if (purl) {
+		m.n_peerurls = 1;
+		m.peerurls = &u;
+	}
+	if (t != RAFTPB__CONF_CHANGE_TYPE__ConfChangeRemoveNode) {
+		cc.context.data = ctx;
+		cc.context.len = etcdserverpb__member__pack(&m, ctx);
+	}
+	size_t len = raftpb__conf_change__pack(&cc, buf);
+	CHECK(link_send(F.gw, MSG_CONF_CHANGE, rid, buf, len) == 0);
+}
+
+static void cc_refused(Raftpb__ConfChangeType t, uint64_t node,
+		       const char *purl, uint32_t code, const char *msg)
+{
+	F.prop_errs = 0;
+	conf_change(7000 + node, t, node, purl);
+	CHECK(wait_for(c_err, 2000));
+	if (F.err_code != code || strcmp(F.err_msg, msg) != 0)
+		fprintf(stderr, "refused with %u %s\n", F.err_code, F.err_msg);
+	CHECK(F.err_code == code && strcmp(F.err_msg, msg) == 0);
+}
+
+/* Is id in peer 2's configuration (as a learner if learner)? */
+static int in_conf(uint64_t id)
+{
+	struct raft_conf c;
+	raft_conf_get(F.peers[0].r, &c);
+	for (int i = 0; i < c.n; i++)
+		if (c.ids[i] == id)
+			return c.learner[i] ? 2 : 1;
+	return 0;
+}
+
+static uint64_t watch_id;
+static int watch_state;
+static bool c_conf(void) { return in_conf(watch_id) == watch_state; }
+static bool c_fatal(void) { return F.fatal; }
+static bool c_never(void) { return false; }
+
+#define ADD RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddNode
+#define ADDL RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddLearnerNode
+#define DEL RAFTPB__CONF_CHANGE_TYPE__ConfChangeRemoveNode
+#define UPD RAFTPB__CONF_CHANGE_TYPE__ConfChangeUpdateNode
+
+/* Proposed, applied by the members; etcd's refusals before proposing. */
+static void test_conf_change(void)
+{
+	raftd_leads(2);
+	F.auto_applied = true;
+	applied(F.applied_next - 1);
+	conf_change(1, ADDL, 9, "http://127.0.0.1:9");
+	watch_id = 9, watch_state = 2;
+	CHECK(wait_for(c_conf, 2000));
+	CHECK(F.prop_errs == 0);
+	cc_refused(ADDL, 10, "http://127.0.0.1:10", 9,
+		   "etcdserver: too many learner members in cluster");
+	/* 9 never answers: its match is far behind the leader's. */
+	cc_refused(ADD, 9, NULL, 9, "etcdserver: can only promote a learner "
+		   "member which is in sync with leader");
+	cc_refused(ADD, 2, NULL, 9,
+		   "etcdserver: can only promote a learner member");
+	cc_refused(ADD, 77, NULL, 5, "etcdserver: member not found");
+	cc_refused(DEL, 77, NULL, 5, "etcdserver: member not found");
+	cc_refused(UPD, 77, "http://127.0.0.1:77", 5,
+		   "etcdserver: member not found");
+	cc_refused(ADD, 2, "http://127.0.0.1:2", 9,
+		   "etcdserver: member ID already exist");
+	/* A second change while one is in flight. */
+	F.prop_errs = 0;
+	conf_change(2, DEL, 9, NULL);
+	conf_change(3, UPD, 2, "http://127.0.0.1:22");
+	CHECK(wait_for(c_err, 2000) && F.err_code == 14 &&
+	      strcmp(F.err_msg, "etcdserver: request timed out") == 0);
+	watch_state = 0;
+	CHECK(wait_for(c_conf, 2000));
+	CHECK(F.prop_errs == 1);
+	/* Strict reconfiguration: with peer 3 silent, adding a voter or
+	 * removing the other live one would leave no active quorum. */
+	F.peers[1].cut = true;
+	wait_for(c_never, 400);
+	cc_refused(ADD, 11, "http://127.0.0.1:11", 14,
+		   "etcdserver: unhealthy cluster");
+	cc_refused(DEL, 2, NULL, 14, "etcdserver: unhealthy cluster");
+	/* A learner may come and go whatever the health. */
+	F.prop_errs = 0;
+	conf_change(4, ADDL, 12, "http://127.0.0.1:12");
+	watch_id = 12, watch_state = 2;
+	CHECK(wait_for(c_conf, 2000) && F.prop_errs == 0);
+	/* Removing the silent voter is allowed: it is not in the quorum. */
+	conf_change(5, DEL, 3, NULL);
+	watch_id = 3, watch_state = 0;
+	CHECK(wait_for(c_conf, 2000) && F.prop_errs == 0);
+	CHECK(!F.fatal);
+	stop();
+	forget_peers();
+}
+
+/* The leader removing itself hands leadership over, then the removal is
+ * committed and applied, and raftd stops with etcd's message. */
+static void test_remove_leader(void)
+{
+	raftd_leads(2);
+	F.auto_applied = true;
+	applied(F.applied_next - 1);
+	wait_for(c_never, 200);
+	F.timeout_nows = 0;
+	conf_change(1, DEL, RAFTD_ID, NULL);
+	CHECK(wait_for(c_fatal, 5000));
+	CHECK(F.prop_errs == 0 && F.timeout_nows >= 1);
+	CHECK(strcmp(F.fatal_msg, "the member has been permanently removed "
+		     "from the cluster") == 0);
+	watch_id = RAFTD_ID, watch_state = 0;
+	CHECK(c_conf());
+	int status;
+	CHECK(waitpid(F.pid, &status, 0) == F.pid);
+	/* etcd 3.4 exits 0 when removed (the message says why). */
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	link_free(F.sup);
+	link_free(F.gw);
+	link_free(F.st);
+	/* It refuses to start again from its data dir. */
+	start(2, false);
+	CHECK(wait_for(c_fatal, 5000));
+	CHECK(strcmp(F.fatal_msg, "the member has been permanently removed "
+		     "from the cluster") == 0);
+	CHECK(waitpid(F.pid, &status, 0) == F.pid);
+	link_free(F.sup);
+	link_free(F.gw);
+	link_free(F.st);
+	forget_peers();
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -665,6 +834,8 @@ int main(void)
 	test_shutdown_timeout();
 	test_follower_snapshot();
 	test_snap_status();
+	test_conf_change();
+	test_remove_leader();
 	char cmd[400];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", datadir);
 	CHECK(system(cmd) == 0);

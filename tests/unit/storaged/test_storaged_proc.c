@@ -7,7 +7,8 @@
  * then watch frames (created, live events, history), lease grant and put
  * with a lease, lease queries (a keepalive held until this member leads),
  * metrics, and the leader's revoke proposal of an expired lease, whose
- * apply deletes the key for the watchers without a result for gatewayd.
+ * apply deletes the key for the watchers without a result for gatewayd;
+ * then membership changes answered to this member's proposals only.
  */
 #include <signal.h>
 #include <sys/socket.h>
@@ -513,6 +514,79 @@ static void test_watch_lease(void)
 	stop_child();
 }
 
+/* A ConfChange entry (bytes malloc'd into e) with a request ID. */
+static void cc_entry(Raftpb__Entry *e, uint64_t index, int type,
+		     uint64_t nodeid, uint64_t reqid, const char *peer)
+{
+	Etcdserverpb__Member mb = ETCDSERVERPB__MEMBER__INIT;
+	char *peers[1] = { (char *)peer };
+	mb.id = nodeid;
+	mb.peerurls = peers;
+	mb.n_peerurls = peer ? 1 : 0;
+	Raftpb__ConfChange cc = RAFTPB__CONF_CHANGE__INIT;
+	cc.type = type;
+	cc.nodeid = nodeid;
+	cc.id = reqid;
+	cc.context.len = etcdserverpb__member__get_packed_size(&mb);
+	cc.context.data = malloc(cc.context.len + 1);
+	etcdserverpb__member__pack(&mb, cc.context.data);
+	raftpb__entry__init(e);
+	e->index = index;
+	e->term = 2;
+	e->type = RAFTPB__ENTRY_TYPE__EntryConfChange;
+	e->data.len = raftpb__conf_change__get_packed_size(&cc);
+	e->data.data = malloc(e->data.len + 1);
+	raftpb__conf_change__pack(&cc, e->data.data);
+	free(cc.context.data);
+}
+
+/* Membership changes: answers for this member's only, in order; the member
+ * list after them shows the learner and not the removed member. */
+static void test_members(void)
+{
+	start_child();
+	expect_applied(7, 7);
+	Raftpb__Entry e[4];
+	cc_entry(&e[0], 8, RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddLearnerNode,
+		 0x99, OUR_ID(20), "http://127.0.0.1:2390");
+	cc_entry(&e[1], 9, RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddNode,
+		 0x98, OTHER_ID(21), "http://127.0.0.1:2391");
+	cc_entry(&e[2], 10, RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddNode,
+		 0x98, OUR_ID(22), "http://127.0.0.1:2392");
+	cc_entry(&e[3], 11, RAFTPB__CONF_CHANGE_TYPE__ConfChangeRemoveNode,
+		 0x98, OUR_ID(23), NULL);
+	Raftpb__Entry *ep[4] = { &e[0], &e[1], &e[2], &e[3] };
+	send_entries(ep, 4);
+	for (int i = 0; i < 4; i++)
+		free(e[i].data.data);
+
+	Ipc__Result *r = expect_result(OUR_ID(20));
+	CHECK(r->member_add && !r->error);
+	CHECK_EQ(r->member_add->member->id, 0x99);
+	CHECK(r->member_add->member->islearner);
+	CHECK_EQ(r->member_add->n_members, 2);
+	ipc__result__free_unpacked(r, NULL);
+	r = expect_result(OUR_ID(22)); /* not OTHER_ID(21)'s */
+	CHECK(r->error && r->error->code == 9);
+	CHECK(strcmp(r->error->message,
+		     "etcdserver: member ID already exist") == 0);
+	ipc__result__free_unpacked(r, NULL);
+	r = expect_result(OUR_ID(23));
+	CHECK(r->member_remove && r->member_remove->n_members == 2);
+	ipc__result__free_unpacked(r, NULL);
+
+	send_query(300, 11, IPC__QUERY__QUERY_MEMBER_LIST);
+	r = expect_result(300);
+	CHECK(r->member_list && r->member_list->n_members == 2);
+	CHECK_EQ(r->member_list->members[0]->id, 0x99);
+	CHECK(r->member_list->members[0]->islearner);
+	CHECK_EQ(r->member_list->members[1]->id, MEMBER_ID);
+	CHECK(!r->member_list->members[1]->islearner);
+	ipc__result__free_unpacked(r, NULL);
+	CHECK(quiet(&gw, 150));
+	stop_child();
+}
+
 /* Only the test's own process removes the directory (not a child). */
 static pid_t test_pid;
 
@@ -601,6 +675,7 @@ int main(void)
 	stop_child();
 
 	test_watch_lease();
+	test_members();
 	event_base_free(base);
 	return 0;
 }

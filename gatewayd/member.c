@@ -1,0 +1,219 @@
+/*
+ * The membership API: member add, remove, update and promote become one
+ * raftpb.ConfChange each (MSG_CONF_CHANGE to raftd, ID = request ID), whose
+ * outcome storaged reports once applied, as for a put. Member add first
+ * asks storaged for the member list, to refuse a peer URL in use.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "gw.h"
+#include "member.h"
+#include "raft.pb-c.h"
+#include "rpc.pb-c.h"
+
+#define ERR_TIMEOUT "etcdserver: request timed out"
+#define ERR_BAD_URLS "etcdserver: given member URLs are invalid"
+#define ERR_URL_EXISTS "etcdserver: Peer URLs already exists"
+#define ERR_ID_EXISTS "etcdserver: member ID already exist"
+#define ERR_TOO_MANY "etcdserver: too many requests"
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void member_sort_urls(char **urls, size_t n)
+{
+	if (n > 1)
+		qsort(urls, n, sizeof(*urls), cmp_str);
+}
+
+int member_id_new(char *const *urls, size_t n, const char *token,
+		  int64_t unix_s, uint64_t *ret_id)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char ts[24];
+	uint64_t id = 0;
+	int tn = snprintf(ts, sizeof(ts), "%lld", (long long)unix_s);
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	int ok = c && EVP_DigestInit_ex(c, EVP_sha1(), NULL) == 1;
+
+	for (size_t i = 0; ok && i < n; i++)
+		ok = EVP_DigestUpdate(c, urls[i], strlen(urls[i])) == 1;
+	ok = ok && EVP_DigestUpdate(c, token, strlen(token)) == 1 &&
+	     EVP_DigestUpdate(c, ts, (size_t)tn) == 1 &&
+	     EVP_DigestFinal_ex(c, md, &mdlen) == 1 && mdlen >= 8;
+	EVP_MD_CTX_free(c);
+	if (!ok)
+		return -ENOMEM;
+	for (int i = 0; i < 8; i++)
+		id = id << 8 | md[i];
+	*ret_id = id;
+	return 0;
+}
+
+/*
+ * Sends ConfChange{ID = p->id, type, node, Context = ctx encoded} to raftd
+ * and waits for storaged's MSG_RESULT (or raftd's MSG_PROPOSE_ERR).
+ */
+static void send_cc(struct gw *gw, struct pending *p, Raftpb__ConfChangeType type,
+		    uint64_t node, const Etcdserverpb__Member *ctx)
+{
+	Raftpb__ConfChange cc = RAFTPB__CONF_CHANGE__INIT;
+	uint8_t *buf = NULL;
+
+	cc.id = p->id;
+	cc.type = type;
+	cc.nodeid = node;
+	if (ctx) {
+		size_t n = protobuf_c_message_get_packed_size(&ctx->base);
+		buf = arena_alloc(&p->arena, n ? n : 1);
+		if (!buf) {
+			pending_fail(gw, p, 8, ERR_TOO_MANY);
+			return;
+		}
+		cc.context.data = buf;
+		cc.context.len = protobuf_c_message_pack(&ctx->base, buf);
+	}
+	/* As for a put: without storaged the outcome would never come. */
+	if (!gw->w->peer[PROC_RAFTD] || !gw->w->peer[PROC_STORAGED] ||
+	    worker_send_pb(gw->w, PROC_RAFTD, MSG_CONF_CHANGE, p->id,
+			   &cc.base) < 0) {
+		pending_fail(gw, p, 14, ERR_TIMEOUT);
+		return;
+	}
+	p->wait = PW_PROPOSE;
+}
+
+/* Member add, once decoded: the new member (p->msg from now on), then the
+ * member list, to compare peer URLs. */
+static void add(struct gw *gw, struct pending *p)
+{
+	Etcdserverpb__MemberAddRequest *r = (Etcdserverpb__MemberAddRequest *)p->msg;
+	Etcdserverpb__Member *m = arena_zalloc(&p->arena, sizeof(*m));
+	char **urls = r->n_peerurls
+		? arena_alloc(&p->arena, r->n_peerurls * sizeof(*urls)) : NULL;
+
+	if (!m || (r->n_peerurls && !urls)) {
+		pending_fail(gw, p, 8, ERR_TOO_MANY);
+		return;
+	}
+	/* types.NewURLs refuses an empty list too. */
+	if (r->n_peerurls == 0) {
+		pending_fail(gw, p, 3, ERR_BAD_URLS);
+		return;
+	}
+	for (size_t i = 0; i < r->n_peerurls; i++) {
+		int e = peerurl_check(r->peerurls[i], &p->arena, &urls[i]);
+		if (e < 0) {
+			pending_fail(gw, p, e == -EINVAL ? 3 : 8,
+				     e == -EINVAL ? ERR_BAD_URLS : ERR_TOO_MANY);
+			return;
+		}
+	}
+	member_sort_urls(urls, r->n_peerurls);
+	etcdserverpb__member__init(m);
+	m->peerurls = urls;
+	m->n_peerurls = r->n_peerurls;
+	m->islearner = r->islearner;
+	/* etcd 3.4's v3 MemberAdd passes an empty cluster name to
+	 * NewMember: the initial cluster token does not enter the ID. */
+	if (member_id_new(urls, m->n_peerurls, "", (int64_t)time(NULL),
+			  &m->id) < 0) {
+		pending_fail(gw, p, 8, ERR_TOO_MANY);
+		return;
+	}
+	p->msg = &m->base;
+
+	Etcdserverpb__MemberListRequest lr = ETCDSERVERPB__MEMBER_LIST_REQUEST__INIT;
+	Ipc__Query q = IPC__QUERY__INIT;
+	q.query_case = IPC__QUERY__QUERY_MEMBER_LIST;
+	q.member_list = &lr;
+	p->wait = PW_QUERY;
+	if (!gw->w->peer[PROC_STORAGED] ||
+	    worker_send_pb(gw->w, PROC_STORAGED, MSG_QUERY, p->id, &q.base) < 0)
+		pending_fail(gw, p, 14, ERR_TIMEOUT);
+}
+
+void member_on_list(struct gw *gw, struct pending *p, const Ipc__Result *r)
+{
+	const Etcdserverpb__Member *m = (const Etcdserverpb__Member *)p->msg;
+
+	if (r->error) {
+		pending_fail(gw, p, r->error->code, r->error->message);
+		return;
+	}
+	if (r->response_case != IPC__RESULT__RESPONSE_MEMBER_LIST) {
+		pending_fail(gw, p, 13, "etcdserver: no response");
+		return;
+	}
+	const Etcdserverpb__MemberListResponse *l = r->member_list;
+	/* etcd's ValidateConfigurationChange for ConfChangeAddNode, which
+	 * it runs at apply; storaged runs it there again. */
+	for (size_t i = 0; i < l->n_members; i++) {
+		const Etcdserverpb__Member *o = l->members[i];
+		if (o->id == m->id) {
+			pending_fail(gw, p, 9, ERR_ID_EXISTS);
+			return;
+		}
+		for (size_t j = 0; j < o->n_peerurls; j++)
+			for (size_t k = 0; k < m->n_peerurls; k++)
+				if (strcmp(o->peerurls[j], m->peerurls[k]) == 0) {
+					pending_fail(gw, p, 9, ERR_URL_EXISTS);
+					return;
+				}
+	}
+	send_cc(gw, p,
+		m->islearner ? RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddLearnerNode
+			     : RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddNode,
+		m->id, m);
+}
+
+void member_handle(struct gw *gw, struct pending *p)
+{
+	Etcdserverpb__Member m = ETCDSERVERPB__MEMBER__INIT;
+
+	switch (p->kind) {
+	case PK_MEMBER_ADD:
+		add(gw, p);
+		return;
+	case PK_MEMBER_REMOVE: {
+		Etcdserverpb__MemberRemoveRequest *r =
+			(Etcdserverpb__MemberRemoveRequest *)p->msg;
+		send_cc(gw, p, RAFTPB__CONF_CHANGE_TYPE__ConfChangeRemoveNode,
+			r->id, NULL);
+		return;
+	}
+	case PK_MEMBER_UPDATE: {
+		/* etcd checks neither the URLs' syntax nor their number
+		 * here; a URL in use by another member is refused at apply. */
+		Etcdserverpb__MemberUpdateRequest *r =
+			(Etcdserverpb__MemberUpdateRequest *)p->msg;
+		m.id = r->id;
+		m.peerurls = r->peerurls;
+		m.n_peerurls = r->n_peerurls;
+		send_cc(gw, p, RAFTPB__CONF_CHANGE_TYPE__ConfChangeUpdateNode,
+			r->id, &m);
+		return;
+	}
+	case PK_MEMBER_PROMOTE: {
+		/* etcd promotes with ConfChangeAddNode for the learner. */
+		Etcdserverpb__MemberPromoteRequest *r =
+			(Etcdserverpb__MemberPromoteRequest *)p->msg;
+		m.id = r->id;
+		send_cc(gw, p, RAFTPB__CONF_CHANGE_TYPE__ConfChangeAddNode,
+			r->id, &m);
+		return;
+	}
+	default:
+		pending_fail(gw, p, 13, "etcdserver: internal error");
+		return;
+	}
+}
