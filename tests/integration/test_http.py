@@ -139,7 +139,6 @@ def test_v2_is_off_by_default(client):
 @pytest.mark.parametrize("method,path,body", [
     ("POST", "/v3/auth/enable", b'{}'),
     ("POST", "/v3/maintenance/defragment", b'{}'),
-    ("POST", "/v3/cluster/member/add", b'{"peerURLs":["http://127.0.0.1:2390"]}'),
 ])
 def test_later_features_answer_not_supported_yet(client, method, path, body):
     r = client.request(method, path, body)
