@@ -1,5 +1,5 @@
 """Runtime reconfiguration through the JSON API (issue 5): member add, update, remove, promote
-and their refusals, as etcd 3.4 answers them (/work/notes/etcd3-membership-facts.md). These
+and their refusals, as etcd 3.4 answers them (docs/etcd-observed/membership.md). These
 tests also pass against etcd 3.4 (ETCD_BIN=/usr/bin/etcd). A new member joining with
 --initial-cluster-state existing is not covered here yet."""
 import hashlib
