@@ -65,6 +65,16 @@ static const char *leader_refusal(struct raftd *d, const struct raft_conf *c,
 	return NULL;
 }
 
+/* The refusal of cc by the validity rule or the leader's checks, or NULL. */
+static const char *conf_refusal(struct raftd *d, const Raftpb__ConfChange *cc,
+				uint32_t *ret_code)
+{
+	struct raft_conf c;
+	raft_conf_get(d->r, &c);
+	const char *why = raft_cc_err_message(raft_cc_validate(&c, cc), ret_code);
+	return why ? why : leader_refusal(d, &c, cc, ret_code);
+}
+
 bool raftd_conf_forward_ok(struct raftd *d, const Raftpb__Message *m)
 {
 	if (m->type != RAFTPB__MESSAGE_TYPE__MsgProp ||
@@ -78,13 +88,8 @@ bool raftd_conf_forward_ok(struct raftd *d, const Raftpb__Message *m)
 			NULL, e->data.len, e->data.data);
 		if (!cc)
 			return false;
-		struct raft_conf c;
-		raft_conf_get(d->r, &c);
 		uint32_t code = 0;
-		const char *why = raft_cc_err_message(raft_cc_validate(&c, cc),
-						      &code);
-		if (!why)
-			why = leader_refusal(d, &c, cc, &code);
+		const char *why = conf_refusal(d, cc, &code);
 		if (why)
 			log_warn("etcdserver", "%llx refused a conf change "
 				 "forwarded by %llx: %s",
@@ -122,12 +127,8 @@ void raftd_conf_change(struct raftd *d, const struct msg_hdr *hdr,
 		code = 14;
 		why = MSG_PENDING;
 	}
-	struct raft_conf c;
-	raft_conf_get(d->r, &c);
 	if (!why)
-		why = raft_cc_err_message(raft_cc_validate(&c, cc), &code);
-	if (!why)
-		why = leader_refusal(d, &c, cc, &code);
+		why = conf_refusal(d, cc, &code);
 	if (why) {
 		raftd_propose_err(d, PROC_GATEWAYD, hdr->id, code, why);
 		goto out;

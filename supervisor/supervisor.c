@@ -91,7 +91,7 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void begin_stop(struct sup *s, int code);
+static void begin_stop(struct sup *s, int code, int hand_over);
 static void child_died(struct sup *s, struct child *c);
 static void run_stage(struct sup *s);
 
@@ -157,16 +157,8 @@ static void child_msg(struct link *l, const struct msg_hdr *hdr,
 		}
 		if (e)
 			protobuf_c_message_free_unpacked(&e->base, NULL);
-		if (done && !s->stopping) {
-			/* Nothing to hand over: stop the stages at once. */
-			s->stopping = 1;
-			s->stage = 0;
-			for (int r = PROC_RAFTD; r < PROC_MAX; r++)
-				evtimer_del(s->ch[r].restart);
-			run_stage(s);
-			break;
-		}
-		begin_stop(s, done ? 0 : 1);
+		/* A removed member has nothing to hand over. */
+		begin_stop(s, done ? 0 : 1, 0);
 		break;
 	}
 	case MSG_METRICS:
@@ -275,7 +267,7 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg)
 	int r = start_child(c->sup, c);
 	if (r < 0) {
 		log_crit(PKG, "cannot start %s: %s", proc_name(c->role), strerror(-r));
-		begin_stop(c->sup, 1);
+		begin_stop(c->sup, 1, 0);
 		return;
 	}
 	log_notice(PKG, "restarted %s (pid %d)", proc_name(c->role), (int)c->pid);
@@ -352,7 +344,9 @@ static void stage_timeout(evutil_socket_t fd, short what, void *arg)
 		}
 }
 
-static void begin_stop(struct sup *s, int code)
+/* Stops the member with exit code code; a clean stop (SIGTERM) first lets
+ * raftd hand leadership over when hand_over is set. */
+static void begin_stop(struct sup *s, int code, int hand_over)
 {
 	if (code > s->exit_code)
 		s->exit_code = code;
@@ -368,7 +362,7 @@ static void begin_stop(struct sup *s, int code)
 	 * fatal error stops at once.
 	 */
 	struct child *rc = &s->ch[PROC_RAFTD];
-	if (code == 0 && rc->link && rc->ready &&
+	if (hand_over && rc->link && rc->ready &&
 	    link_send(rc->link, MSG_SHUTDOWN, 0, NULL, 0) == 0) {
 		s->handing_over = 1;
 		unsigned ms = SUP_HANDOVER_EXTRA_MS +
@@ -415,7 +409,7 @@ static void child_died(struct sup *s, struct child *c)
 		log_crit(PKG, "%s (pid %d) %s; it failed %u times within %d seconds, stopping the member",
 			 proc_name(c->role), (int)pid, how, recent,
 			 SUP_CRASH_WINDOW_MS / 1000);
-		begin_stop(s, 1);
+		begin_stop(s, 1, 0);
 		return;
 	}
 	unsigned backoff = SUP_BACKOFF_MIN_MS << (recent - 1);
@@ -457,7 +451,7 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 	if (!s->stopping)
 		log_notice("pkg/osutil", "received %s signal, shutting down...",
 			   sig == SIGINT ? "interrupt" : "terminated");
-	begin_stop(s, 0);
+	begin_stop(s, 0, 1);
 }
 
 int supervisor_run(const Ipc__WorkerConfig *wcfg, const struct listener *ls,
@@ -503,7 +497,7 @@ int supervisor_run(const Ipc__WorkerConfig *wcfg, const struct listener *ls,
 		if (r < 0) {
 			log_crit(PKG, "cannot start %s: %s", proc_name(c->role),
 				 strerror(-r));
-			begin_stop(&s, 1);
+			begin_stop(&s, 1, 0);
 			break;
 		}
 		log_info(PKG, "started %s (pid %d)", proc_name(c->role), (int)c->pid);
