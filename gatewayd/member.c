@@ -10,10 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/evp.h>
-
 #include "gw.h"
 #include "member.h"
+#include "memberid.h"
 #include "raft.pb-c.h"
 #include "rpc.pb-c.h"
 
@@ -32,31 +31,6 @@ void member_sort_urls(char **urls, size_t n)
 {
 	if (n > 1)
 		qsort(urls, n, sizeof(*urls), cmp_str);
-}
-
-int member_id_new(char *const *urls, size_t n, const char *token,
-		  int64_t unix_s, uint64_t *ret_id)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	char ts[24];
-	uint64_t id = 0;
-	int tn = snprintf(ts, sizeof(ts), "%lld", (long long)unix_s);
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	int ok = c && EVP_DigestInit_ex(c, EVP_sha1(), NULL) == 1;
-
-	for (size_t i = 0; ok && i < n; i++)
-		ok = EVP_DigestUpdate(c, urls[i], strlen(urls[i])) == 1;
-	ok = ok && EVP_DigestUpdate(c, token, strlen(token)) == 1 &&
-	     EVP_DigestUpdate(c, ts, (size_t)tn) == 1 &&
-	     EVP_DigestFinal_ex(c, md, &mdlen) == 1 && mdlen >= 8;
-	EVP_MD_CTX_free(c);
-	if (!ok)
-		return -ENOMEM;
-	for (int i = 0; i < 8; i++)
-		id = id << 8 | md[i];
-	*ret_id = id;
-	return 0;
 }
 
 /*
@@ -125,11 +99,8 @@ static void add(struct gw *gw, struct pending *p)
 	m->islearner = r->islearner;
 	/* etcd 3.4's v3 MemberAdd passes an empty cluster name to
 	 * NewMember: the initial cluster token does not enter the ID. */
-	if (member_id_new(urls, m->n_peerurls, "", (int64_t)time(NULL),
-			  &m->id) < 0) {
-		pending_fail(gw, p, 8, ERR_TOO_MANY);
-		return;
-	}
+	m->id = memberid_new((const char *const *)urls, m->n_peerurls, "",
+			     (int64_t)time(NULL));
 	p->msg = &m->base;
 
 	Etcdserverpb__MemberListRequest lr = ETCDSERVERPB__MEMBER_LIST_REQUEST__INIT;

@@ -18,15 +18,6 @@
  */
 int peerurl_check(const char *in, struct arena *a, char **ret);
 
-/*
- * etcd's membership.NewMember ID: the first 8 bytes, big-endian, of
- * sha1(urls concatenated + token + decimal unix_s); urls (borrowed) must
- * be sorted as Go's sort.Strings sorts them (byte order). Returns 0, or
- * -ENOMEM (*ret_id untouched).
- */
-int member_id_new(char *const *urls, size_t n, const char *token,
-		  int64_t unix_s, uint64_t *ret_id);
-
 /* Sorts urls in byte order (Go's sort.Strings). */
 void member_sort_urls(char **urls, size_t n);
 

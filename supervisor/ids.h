@@ -5,10 +5,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "memberid.h"
 #include "url.h"
 
 /* The most members an initial cluster may list. */
-#define IDS_MAX_MEMBERS 128
+#define IDS_MAX_MEMBERS MEMBERID_MAX_MEMBERS
 
 /*
  * First 8 bytes, big-endian, of sha1(the peer URLs sorted and concatenated,
