@@ -14,6 +14,7 @@ const char *msg_type_name(uint16_t type)
 	case MSG_METRICS_RESP: return "MSG_METRICS_RESP";
 	case MSG_SHUTDOWN: return "MSG_SHUTDOWN";
 	case MSG_SHUTDOWN_DONE: return "MSG_SHUTDOWN_DONE";
+	case MSG_JOIN_RESULT: return "MSG_JOIN_RESULT";
 	case MSG_PROPOSE: return "MSG_PROPOSE";
 	case MSG_PROPOSE_ERR: return "MSG_PROPOSE_ERR";
 	case MSG_READINDEX: return "MSG_READINDEX";

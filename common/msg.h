@@ -38,6 +38,7 @@ enum msg_type {
 	MSG_METRICS_RESP = 8, /* -> gw: ipc.Metrics (the supervisor adds discoveryd's) */
 	MSG_SHUTDOWN = 9,      /* sup -> raft: empty; the member stops: hand leadership over */
 	MSG_SHUTDOWN_DONE = 10, /* raft -> sup: empty; leadership handed over (or not ours) */
+	MSG_JOIN_RESULT = 11,  /* disc -> sup: ipc.JoinResult; the cluster a new member joins */
 
 	/* gatewayd <-> raftd */
 	MSG_PROPOSE = 16,        /* gw -> raft: raw InternalRaftRequest bytes; id = request ID */

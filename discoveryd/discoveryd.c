@@ -1,8 +1,11 @@
 /*
  * discoveryd: produces the initial cluster of a new member. For a static
- * cluster (--initial-cluster) the supervisor already has it, so for now this
- * worker only takes its configuration, reports ready and waits to be
- * stopped (SIGTERM, or the supervisor's link closing: common/worker.c).
+ * cluster (--initial-cluster) the supervisor already has it. A new member
+ * joining a running cluster (--initial-cluster-state existing) gets it
+ * here from the other members' peer ports (join_*.c); the supervisor starts
+ * the other workers once it has the answer. Otherwise, and afterwards, this
+ * worker waits to be stopped (SIGTERM, or the supervisor's link closing:
+ * common/worker.c).
  *
  * Still to come (later issues), all of it here and nowhere else:
  * - etcd's v2 discovery protocol against --discovery (register this member
@@ -15,8 +18,10 @@
  *   computes the IDs and starts raftd with them.
  * It stays idle when the data dir already holds a WAL.
  */
+#include <string.h>
 #include <unistd.h>
 
+#include "join.h"
 #include "log.h"
 #include "worker.h"
 
@@ -34,8 +39,16 @@ static void on_msg(struct worker *w, enum proc_role from,
 
 static int on_start(struct worker *w)
 {
-	log_debug("discoveryd", "static bootstrap: nothing to discover for %s",
-		  w->cfg->name);
+	/* member_id is set once the join's result is known: a restarted
+	 * discoveryd has nothing left to do. */
+	if (w->cfg->join && !w->cfg->member_id) {
+		int r = join_start(w);
+		if (r < 0)
+			worker_fatal(w, "discoveryd: cannot fetch the cluster: %s",
+				     strerror(-r));
+		return 0;
+	}
+	log_debug("discoveryd", "nothing to discover for %s", w->cfg->name);
 	return 0;
 }
 

@@ -59,6 +59,7 @@ static void send_query(struct gw *gw, struct pending *p, uint64_t min_applied)
 	q.min_applied = min_applied;
 	switch (p->kind) {
 	case PK_MEMBER_LIST:
+	case PK_PEER_MEMBERS:
 		q.query_case = IPC__QUERY__QUERY_MEMBER_LIST;
 		q.member_list = (Etcdserverpb__MemberListRequest *)p->msg;
 		break;
@@ -236,6 +237,7 @@ static void answer(struct gw *gw, struct pending *p, Ipc__Result *r,
 		st->leader = gw->leader;
 		st->raftindex = gw->commit;
 		st->raftterm = gw->term;
+		st->islearner = gw->learner;
 		/* etcd lists the member's alarms and "no leader" here. */
 		if (!gw->leader) {
 			st->n_errors = 1;
@@ -282,6 +284,8 @@ static void on_result(struct gw *gw, const struct msg_hdr *hdr,
 
 	if (!p) {
 		stream_on_result(gw, hdr->id, r);
+	} else if (p->kind == PK_PEER_MEMBERS) {
+		peer_members_answer(gw, p, r);
 	} else if (p->kind == PK_MEMBER_ADD && p->wait == PW_QUERY) {
 		member_on_list(gw, p, r);
 	} else if (p->kind == PK_MEMBER_ADD && !r->error &&
@@ -348,6 +352,7 @@ static void on_raft_state(struct gw *gw, const struct msg_hdr *hdr,
 	gw->term = s->term;
 	gw->leader = s->leader;
 	gw->commit = s->commit;
+	gw->learner = s->is_learner;
 	protobuf_c_message_free_unpacked(&s->base, NULL);
 }
 

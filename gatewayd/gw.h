@@ -59,6 +59,7 @@ enum pkind {
 	PK_MEMBER_REMOVE,
 	PK_MEMBER_UPDATE,
 	PK_MEMBER_PROMOTE,
+	PK_PEER_MEMBERS, /* GET /members on the peer port (peer_members.c) */
 	PK_WATCH,     /* streams: routes and counters only, never pending */
 	PK_KEEPALIVE,
 	PK_MAX
@@ -118,6 +119,7 @@ struct gw {
 
 	/* The last MSG_RAFT_STATE. */
 	uint64_t term, leader, commit;
+	int learner;                /* this member is a learner */
 
 	struct gw_listener *listeners;
 	int accepting;              /* listeners enabled */
@@ -197,6 +199,9 @@ void http_reply_health(struct evhttp_request *req, int ok);
 /* http_server.c */
 int http_listen(struct gw *gw, const char *url, int peer, int fd);
 void http_close_all(struct gw *gw);
+
+/* What a learner answers every request it does not serve. */
+#define ERR_LEARNER "etcdserver: rpc not supported for learner"
 
 /* http_kv.c: the JSON API, for a request whose route was found. */
 void kv_handle(struct gw *gw, struct evhttp_request *req, struct conn *c,

@@ -74,6 +74,15 @@ void kv_propose(struct gw *gw, struct pending *p)
 	gw_propose(gw, p, &irr.base);
 }
 
+/* etcd's isRPCSupportedForLearner: status and serializable ranges only
+ * (a learner's state may lag; it cannot vouch for the latest). */
+static int learner_serves(enum pkind kind, const ProtobufCMessage *m)
+{
+	return kind == PK_STATUS ||
+	       (kind == PK_RANGE &&
+		((const Etcdserverpb__RangeRequest *)m)->serializable);
+}
+
 static int backlogged(struct gw *gw)
 {
 	struct link *r = gw->w->peer[PROC_RAFTD], *s = gw->w->peer[PROC_STORAGED];
@@ -118,6 +127,10 @@ void kv_handle(struct gw *gw, struct evhttp_request *req, struct conn *c,
 		return;
 	}
 
+	if (gw->learner && !learner_serves(kind, p->msg)) {
+		pending_fail(gw, p, 14, ERR_LEARNER);
+		return;
+	}
 	r = 0;
 	switch (kind) {
 	case PK_RANGE: {

@@ -47,6 +47,7 @@ const char *http_reason(int status)
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
 	case 409: return "Conflict";
+	case 410: return "Gone";
 	case 412: return "Precondition Failed";
 	case 413: return "Request Entity Too Large";
 	case 429: return "Too Many Requests";

@@ -179,7 +179,10 @@ static void route_v3(struct gw *gw, struct evhttp_request *req, const char *rest
 			return;
 		}
 		gw->m_started[r->kind]++;
-		if (r->kind == PK_WATCH)
+		if (gw->learner && (r->kind == PK_WATCH || r->kind == PK_KEEPALIVE))
+			/* etcd refuses every stream on a learner. */
+			http_reply_error(req, 14, ERR_LEARNER);
+		else if (r->kind == PK_WATCH)
 			watch_handle(gw, req, c);
 		else if (r->kind == PK_KEEPALIVE)
 			keepalive_handle(gw, req, c);
@@ -207,6 +210,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 			peer_recv_handle(gw, req);
 		} else if (strcmp(path, "/raft/snapshot") == 0) {
 			snap_recv_handle(gw, req);
+		} else if (strcmp(path, "/members") == 0) {
+			peer_members_handle(gw, req, conn_get(gw, req));
 		} else if (strcmp(path, "/version") == 0) {
 			if (m == EVHTTP_REQ_GET)
 				reply_version(req);

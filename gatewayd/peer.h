@@ -52,6 +52,18 @@ int peer_on_result(struct gw *gw, uint64_t id, const uint8_t *body,
 /* Replaces the URL of member id ("" or NULL forgets it): 0 or -errno. */
 int peer_set_url(struct gw *gw, uint64_t id, const char *url);
 
+/* GET /members on the peer listener (peer_members.c): asks storaged for
+ * the member list; peer_members_answer prints it when MSG_RESULT comes. */
+struct conn;
+struct pending;
+void peer_members_handle(struct gw *gw, struct evhttp_request *req,
+			 struct conn *c);
+void peer_members_answer(struct gw *gw, struct pending *p,
+			 const Ipc__Result *r);
+
+/* Whether id was removed from the cluster (as storaged last listed). */
+int peer_is_removed(struct gw *gw, uint64_t id);
+
 /* POST /raft on the peer listener. */
 void peer_recv_handle(struct gw *gw, struct evhttp_request *req);
 

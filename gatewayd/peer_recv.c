@@ -73,6 +73,18 @@ void peer_recv_handle(struct gw *gw, struct evhttp_request *req)
 	uint64_t from = 0;
 	peer_parse_id(evhttp_find_header(evhttp_request_get_input_headers(req),
 					 "X-Server-From"), &from);
+	if (from && peer_is_removed(gw, from)) {
+		/* etcd's answer to a removed member, which then stops. */
+		char ours[17];
+		snprintf(ours, sizeof(ours), "%llx",
+			 (unsigned long long)gw->cluster_id);
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+				  "X-Etcd-Cluster-Id", ours);
+		log_warn("rafthttp", "rejected the stream from peer %llx since "
+			 "it was removed", (unsigned long long)from);
+		http_reply_text(req, 410, "removed member\n", NULL);
+		return;
+	}
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	const uint8_t *b = len ? evbuffer_pullup(in, -1) : NULL;

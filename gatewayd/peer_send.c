@@ -50,6 +50,8 @@ struct peers {
 	struct event *timer;       /* asks storaged for the member list */
 	struct event *flush_ev;    /* sends the batches at the end of a pass */
 	char cid[17], from[17];    /* our cluster and member IDs in hex */
+	uint64_t *removed;         /* IDs removed from the cluster, sorted */
+	size_t n_removed;
 };
 
 static int varint(const uint8_t *b, size_t len, size_t *i, uint64_t *ret_v)
@@ -241,6 +243,40 @@ int peer_conflict(struct gw *gw, struct evhttp_request *req)
 	worker_fatal(gw->w, "%s", msg);
 }
 
+int peer_is_removed(struct gw *gw, uint64_t id)
+{
+	struct peers *ps = gw->peers;
+	size_t lo = 0, hi = ps ? ps->n_removed : 0;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (ps->removed[mid] == id)
+			return 1;
+		if (ps->removed[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/*
+ * A peer answered 410: this member was removed from the cluster while it
+ * could not hear of it (down or cut off). It stops as etcd's does, with
+ * exit code 0; its data dir may not be used again.
+ */
+static void removed_by_peer(struct gw *gw)
+{
+	static const char msg[] = "the member has been permanently removed "
+				  "from the cluster";
+	if (gw->fatal_hook) {
+		gw->fatal_hook(gw, msg);
+		return;
+	}
+	log_err("etcdserver", "%s", msg);
+	log_info("etcdserver", "the data-dir used by this member must be removed.");
+	worker_member_done(gw->w, msg);
+}
+
 static void post(struct peer *p);
 
 static void on_answer(struct evhttp_request *req, void *arg)
@@ -268,6 +304,10 @@ static void on_answer(struct evhttp_request *req, void *arg)
 	}
 	if (peer_conflict(gw, req))
 		return;
+	if (code == 410) {
+		removed_by_peer(gw);
+		return;
+	}
 	/* As etcd's pipeline: a refused post deactivates the peer too. */
 	pstat_active(gw, p->id, code / 100 == 2);
 	if (code / 100 != 2)
@@ -451,6 +491,16 @@ int peer_on_result(struct gw *gw, uint64_t id, const uint8_t *body, size_t len)
 	if (!r)
 		worker_fatal(gw->w, "gatewayd: bad MSG_RESULT from storaged");
 	if (r->response_case == IPC__RESULT__RESPONSE_MEMBER_LIST &&
+	    r->n_removed_ids > ps->n_removed) {
+		/* Removals are for good: the list only grows. */
+		uint64_t *v = realloc(ps->removed, r->n_removed_ids * sizeof(*v));
+		if (v) {
+			memcpy(v, r->removed_ids, r->n_removed_ids * sizeof(*v));
+			ps->removed = v;
+			ps->n_removed = r->n_removed_ids;
+		}
+	}
+	if (r->response_case == IPC__RESULT__RESPONSE_MEMBER_LIST &&
 	    r->member_list->n_members) {
 		const Etcdserverpb__MemberListResponse *ml = r->member_list;
 		for (size_t i = 0; i < ps->by_id.cap; i++) {
@@ -464,11 +514,19 @@ int peer_on_result(struct gw *gw, uint64_t id, const uint8_t *body, size_t len)
 				log_warn("rafthttp", "cannot use peer URL %s of %llx",
 					 m->peerurls[0], (unsigned long long)m->id);
 		}
-		/* Removed members: their connections go. Collect first, as
-		 * deleting reorders the map. */
+		/*
+		 * Removed members: their connections go. Collect first, as
+		 * deleting reorders the map. Not before this member is in the
+		 * list: a joining member replays the adds one by one and must
+		 * keep the peers it was started with (the leader among them)
+		 * until its own add shows the whole membership.
+		 */
+		int complete = 0;
+		for (size_t i = 0; i < ml->n_members; i++)
+			complete |= ml->members[i]->id == gw->member_id;
 		uint64_t gone[PEER_MAX_MEMBERS];
 		size_t n = 0;
-		for (size_t i = 0; i < ps->by_id.cap; i++) {
+		for (size_t i = 0; complete && i < ps->by_id.cap; i++) {
 			struct peer *p = ps->by_id.slot[i].val;
 			if (p && !p->seen && n < PEER_MAX_MEMBERS)
 				gone[n++] = p->id;
@@ -523,6 +581,7 @@ void peer_done(struct gw *gw)
 		event_free(ps->timer);
 	if (ps->flush_ev)
 		event_free(ps->flush_ev);
+	free(ps->removed);
 	free(ps);
 	gw->peers = NULL;
 }

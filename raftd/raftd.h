@@ -163,6 +163,8 @@ void raftd_conf_apply(struct raftd *d, const Raftpb__Entry *e);
 /* After a tick or storaged's MSG_APPLIED: a member that applied its own
  * removal stops once storaged has it too. */
 void raftd_conf_check_removed(struct raftd *d);
+/* Logs etcd's lines for a removed member and stops it (exit code 0). */
+void raftd_removed_exit(struct raftd *d) __attribute__((noreturn));
 /* On the leader: false for a MsgProp carrying a conf change that the
  * leader's checks (validity, learner in sync, strict reconfiguration)
  * refuse; the follower that forwarded it cannot know them. The proposer

@@ -115,7 +115,7 @@ int raftd_boot(struct raftd *d)
 	if (ex < 0)
 		worker_fatal(w, "raftd: %s: %s", dir, strerror(-ex));
 	if (ex == 0) {
-		if (!c->bootstrap || c->n_initial_members == 0)
+		if (!c->join && (!c->bootstrap || c->n_initial_members == 0))
 			worker_fatal(w, "raftd: %s does not exist and this member "
 				     "was not asked to bootstrap", dir);
 		/* member/ holds more than the WAL; it may not be there yet. */
@@ -125,16 +125,22 @@ int raftd_boot(struct raftd *d)
 			mkdir(parent, 0700);
 		}
 		free(parent);
-		struct raft_ent **v;
-		size_t n;
-		int rc = bootstrap_entries(c, &v, &n);
+		/*
+		 * A joining member starts with an empty log and no
+		 * configuration, at term 0, as etcd's: it learns the members
+		 * from the leader's log (or snapshot) and never campaigns
+		 * before it is in it.
+		 */
+		struct raft_ent **v = NULL;
+		size_t n = 0;
+		int rc = c->join ? 0 : bootstrap_entries(c, &v, &n);
 		if (rc == 0)
-			rc = wal_create(dir, d->id, d->cluster_id, v, n, 1, n,
-					&d->wal);
+			rc = wal_create(dir, d->id, d->cluster_id, v, n,
+					c->join ? 0 : 1, n, &d->wal);
 		if (rc < 0)
 			worker_fatal(w, "raftd: create %s: %s", dir, strerror(-rc));
 		/* "starting member" is the supervisor's line (it knows first). */
-		b.term = 1;
+		b.term = c->join ? 0 : 1;
 		b.commit = n;
 		b.ents = v;
 		b.n_ents = n;
@@ -195,10 +201,7 @@ int raftd_boot(struct raftd *d)
 		member |= now.ids[i] == d->id;
 	if (now.n > 0 && !member) {
 		/* Its own removal is in its log: it may not come back. */
-		log_err("etcdserver", "the member has been permanently removed "
-			"from the cluster");
-		worker_fatal(w, "the member has been permanently removed from "
-			     "the cluster");
+		raftd_removed_exit(d);
 	}
 	if (raft_voters(d->r) == 1 && !raft_is_learner(d->r)) {
 		struct raft_conf conf;

@@ -217,6 +217,11 @@ void raftd_conf_check_removed(struct raftd *d)
 	bool stored = d->stor_applied >= d->removed_at;
 	if (t < REMOVED_DELAY_TICKS || (!stored && t < d->read_timeout_ticks))
 		return;
+	raftd_removed_exit(d);
+}
+
+void raftd_removed_exit(struct raftd *d)
+{
 	log_err("etcdserver", MSG_REMOVED);
 	log_info("etcdserver", "the data-dir used by this member must be "
 		 "removed.");

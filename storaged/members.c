@@ -64,6 +64,12 @@ static int removed_add(struct mvcc *m, uint64_t id)
 	return 0;
 }
 
+const uint64_t *mvcc_members_removed(const struct mvcc *m, size_t *ret_n)
+{
+	*ret_n = m->nremoved;
+	return m->removed;
+}
+
 int mvcc_member_removed(const struct mvcc *m, uint64_t id)
 {
 	return removed_find(m, id) >= 0;

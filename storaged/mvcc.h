@@ -181,6 +181,8 @@ int mvcc_member_put(struct mvcc *m, const Etcdserverpb__Member *mb);
 int mvcc_member_delete(struct mvcc *m, uint64_t id);
 /* Whether id was removed from the cluster (1) or not (0). */
 int mvcc_member_removed(const struct mvcc *m, uint64_t id);
+/* Every removed ID, sorted (borrowed: valid until the next change). */
+const uint64_t *mvcc_members_removed(const struct mvcc *m, size_t *ret_n);
 /* The member with id, unpacked into a, or -ENOENT. */
 int mvcc_member_get(struct mvcc *m, uint64_t id, struct arena *a,
 		    Etcdserverpb__Member **ret);

@@ -41,6 +41,13 @@ static int answer_members(const struct query_ctx *c, struct arena *a,
 	}
 	res->response_case = IPC__RESULT__RESPONSE_MEMBER_LIST;
 	res->member_list = r;
+	size_t n;
+	const uint64_t *removed = mvcc_members_removed(c->m, &n);
+	if (n && !(res->removed_ids = arena_alloc(a, n * sizeof(uint64_t))))
+		return -ENOMEM;
+	if (n)
+		memcpy(res->removed_ids, removed, n * sizeof(uint64_t));
+	res->n_removed_ids = n;
 	return 0;
 }
 

@@ -76,9 +76,14 @@ static char **url_strings(const struct url_list *l)
 	return v;
 }
 
+/*
+ * bootstrap: a new cluster's member; join: a new member of a running one
+ * (before discoveryd's answer: member_id 0). Both get the --initial-cluster
+ * members, as raftd's first log entries or as what discoveryd matches.
+ */
 static int build_wcfg(const struct config *c, uint64_t member_id,
 		      uint64_t cluster_id, const char *name, bool bootstrap,
-		      struct wcfg_store *st)
+		      bool join, struct wcfg_store *st)
 {
 	Ipc__WorkerConfig *w = &st->w;
 	static const enum flag_id lf[4] = {
@@ -103,7 +108,8 @@ static int build_wcfg(const struct config *c, uint64_t member_id,
 	w->n_initial_advertise_peer_urls = cfg_urls(c, lf[3])->n;
 	w->initial_advertise_peer_urls = st->lists[3];
 	w->bootstrap = bootstrap;
-	if (bootstrap) {
+	w->join = join;
+	if (bootstrap || join) {
 		size_t n = c->n_members, nurls = 0;
 		for (size_t i = 0; i < n; i++)
 			nurls += c->members[i].peer_urls.n;
@@ -161,6 +167,45 @@ static void wcfg_store_clear(struct wcfg_store *st)
 	free(st->member_urls);
 }
 
+/* A joining member's state while discoveryd fetches the cluster. */
+struct join_ctx {
+	const struct config *c;
+	const char *dir;
+	struct identity *id;
+	struct wcfg_store st; /* the workers' configuration, once joined */
+	Ipc__JoinResult *r;   /* owned: the members st points into */
+};
+
+/* discoveryd's answer: this member's identity, then its workers' config. */
+static int joined(void *arg, Ipc__JoinResult *r,
+		  const Ipc__WorkerConfig **ret_wcfg)
+{
+	struct join_ctx *j = arg;
+	/* Kept: the configuration borrows its members. */
+	j->r = r;
+	j->id->member_id = r->member_id;
+	j->id->cluster_id = r->cluster_id;
+	int e = identity_write(j->dir, j->id);
+	if (e < 0) {
+		log_crit(PKG, "cannot write %s/member/identity: %s", j->dir,
+			 strerror(-e));
+		return -1;
+	}
+	log_info("etcdserver", "starting member %016llx in cluster %016llx",
+		 (unsigned long long)r->member_id,
+		 (unsigned long long)r->cluster_id);
+	if (build_wcfg(j->c, r->member_id, r->cluster_id, j->id->name,
+				false, true, &j->st) < 0) {
+		log_crit(PKG, "out of memory");
+		return -1;
+	}
+	/* gatewayd's first peers: the members the cluster listed. */
+	j->st.w.n_initial_members = j->r->n_members;
+	j->st.w.initial_members = j->r->members;
+	*ret_wcfg = &j->st.w;
+	return 0;
+}
+
 static void log_urls(const char *what, const struct url_list *l)
 {
 	char *s = url_list_join(l, ",");
@@ -176,10 +221,14 @@ static int run(int argc, char **argv)
 	size_t n_ls = 0;
 	struct identity id;
 	struct wcfg_store st;
+	struct join_ctx jc;
+	struct sup_join join = { joined, &jc };
+	bool joining = false;
 	int code = 1, r;
 
 	memset(&c, 0, sizeof(c));
 	memset(&st, 0, sizeof(st));
+	memset(&jc, 0, sizeof(jc));
 	if (config_parse(&c, argc, argv, environ, &e) < 0) {
 		code = report(&c, &e);
 		goto out;
@@ -230,8 +279,10 @@ static int run(int argc, char **argv)
 		}
 		log_notice(PKG, "the server is already initialized as member before, starting as etcd member...");
 	} else {
-		id.member_id = c.member_id;
-		id.cluster_id = c.cluster_id;
+		joining = strcmp(cfg_str(&c, F_INITIAL_CLUSTER_STATE), "existing") == 0;
+		/* A joining member learns its IDs from the cluster. */
+		id.member_id = joining ? 0 : c.member_id;
+		id.cluster_id = joining ? 0 : c.cluster_id;
 		snprintf(id.name, sizeof(id.name), "%s", cfg_str(&c, F_NAME));
 	}
 
@@ -263,7 +314,7 @@ static int run(int argc, char **argv)
 			 strerror(-r));
 		goto out;
 	}
-	if (!initialized) {
+	if (!initialized && !joining) {
 		r = identity_write(dir, &id);
 		if (r < 0) {
 			log_crit(PKG, "cannot write %s/member/identity: %s", dir,
@@ -287,25 +338,32 @@ static int run(int argc, char **argv)
 	if (!initialized) {
 		log_urls("initial advertise peer URLs",
 			 cfg_urls(&c, F_INITIAL_ADVERTISE_PEER_URLS));
-		log_info("etcdserver", "starting member %016llx in cluster %016llx",
-			 (unsigned long long)id.member_id,
-			 (unsigned long long)id.cluster_id);
+		if (!joining)
+			log_info("etcdserver", "starting member %016llx in cluster %016llx",
+				 (unsigned long long)id.member_id,
+				 (unsigned long long)id.cluster_id);
 	} else {
 		log_info("etcdserver", "restarting member %016llx in cluster %016llx",
 			 (unsigned long long)id.member_id,
 			 (unsigned long long)id.cluster_id);
 	}
 
-	if (build_wcfg(&c, id.member_id, id.cluster_id, id.name, !initialized,
-		       &st) < 0) {
+	if (build_wcfg(&c, id.member_id, id.cluster_id, id.name,
+		       !initialized && !joining, joining, &st) < 0) {
 		log_crit(PKG, "out of memory");
 		goto out;
 	}
-	code = supervisor_run(&st.w, ls, n_ls);
+	jc.c = &c;
+	jc.dir = dir;
+	jc.id = &id;
+	code = supervisor_run(&st.w, joining ? &join : NULL, ls, n_ls);
 out:
 	for (size_t i = 0; i < n_ls; i++)
 		listener_close(&ls[i]);
 	wcfg_store_clear(&st);
+	wcfg_store_clear(&jc.st);
+	if (jc.r)
+		protobuf_c_message_free_unpacked(&jc.r->base, NULL);
 	config_clear(&c);
 	return code;
 }

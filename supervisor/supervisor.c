@@ -48,6 +48,7 @@ struct child {
 struct sup {
 	struct event_base *base;
 	const Ipc__WorkerConfig *wcfg;
+	const struct sup_join *join; /* NULL once joined (or never joining) */
 	const struct listener *ls;
 	size_t n_ls;
 	struct child ch[PROC_MAX];
@@ -94,6 +95,7 @@ static uint64_t now_ms(void)
 static void begin_stop(struct sup *s, int code, int hand_over);
 static void child_died(struct sup *s, struct child *c);
 static void run_stage(struct sup *s);
+static void start_workers(struct sup *s, int discoveryd);
 
 /* The leader hand-over before the stop stages is over (or given up). */
 static void handover_done(struct sup *s)
@@ -110,6 +112,36 @@ static void signal_child(struct child *c, int sig)
 {
 	if (c->pid > 0 && !c->reaped)
 		kill(c->pid, sig);
+}
+
+/* discoveryd has the cluster this new member joins (or why it cannot). */
+static void join_result(struct sup *s, struct child *c, const uint8_t *body,
+			size_t len)
+{
+	if (c->role != PROC_DISCOVERYD || !s->join) {
+		log_warn(PKG, "unexpected MSG_JOIN_RESULT from %s", proc_name(c->role));
+		return;
+	}
+	Ipc__JoinResult *r = MSG_UNPACK(Ipc__JoinResult, ipc__join_result, body, len);
+	const Ipc__WorkerConfig *wcfg = NULL;
+	if (!r) {
+		log_crit(PKG, "bad MSG_JOIN_RESULT from discoveryd");
+	} else if (r->error) {
+		/* etcd's fatal line: exit 1 with nothing written. */
+		log_crit(PKG, "%s", r->error->message);
+	} else {
+		int ok = s->join->joined(s->join->arg, r, &wcfg) == 0;
+		r = NULL; /* joined()'s now */
+		if (ok) {
+			s->join = NULL;
+			s->wcfg = wcfg;
+			start_workers(s, 0);
+		}
+	}
+	if (r)
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	if (s->join)
+		begin_stop(s, 1, 0);
 }
 
 /* gatewayd's /metrics round id: our part, and discoveryd's if it runs. */
@@ -163,6 +195,9 @@ static void child_msg(struct link *l, const struct msg_hdr *hdr,
 	}
 	case MSG_METRICS:
 		metrics_asked(s, c, hdr->id);
+		break;
+	case MSG_JOIN_RESULT:
+		join_result(s, c, body, hdr->len);
 		break;
 	case MSG_SHUTDOWN_DONE:
 		if (c->role == PROC_RAFTD)
@@ -257,12 +292,32 @@ static int start_child(struct sup *s, struct child *c)
 	return 0;
 }
 
+/* Starts discoveryd alone, or every worker but discoveryd. */
+static void start_workers(struct sup *s, int discoveryd)
+{
+	for (size_t i = 0; i < sizeof(start_order) / sizeof(start_order[0]); i++) {
+		struct child *c = &s->ch[start_order[i]];
+		if ((c->role == PROC_DISCOVERYD) != discoveryd)
+			continue;
+		int r = start_child(s, c);
+		if (r < 0) {
+			log_crit(PKG, "cannot start %s: %s", proc_name(c->role),
+				 strerror(-r));
+			begin_stop(s, 1, 0);
+			return;
+		}
+		log_info(PKG, "started %s (pid %d)", proc_name(c->role), (int)c->pid);
+	}
+}
+
 static void restart_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct child *c = arg;
 	(void)fd;
 	(void)what;
-	if (c->sup->stopping || c->pid > 0)
+	/* Before a join's result, only discoveryd runs. */
+	if (c->sup->stopping || c->pid > 0 ||
+	    (c->sup->join && c->role != PROC_DISCOVERYD))
 		return;
 	int r = start_child(c->sup, c);
 	if (r < 0) {
@@ -454,14 +509,15 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg)
 	begin_stop(s, 0, 1);
 }
 
-int supervisor_run(const Ipc__WorkerConfig *wcfg, const struct listener *ls,
-		   size_t n_ls)
+int supervisor_run(const Ipc__WorkerConfig *wcfg, const struct sup_join *join,
+		   const struct listener *ls, size_t n_ls)
 {
 	struct sup s;
 	struct event *ev_chld, *ev_term, *ev_int;
 
 	memset(&s, 0, sizeof(s));
 	s.wcfg = wcfg;
+	s.join = join;
 	s.ls = ls;
 	s.n_ls = n_ls;
 	signal(SIGPIPE, SIG_IGN);
@@ -491,17 +547,11 @@ int supervisor_run(const Ipc__WorkerConfig *wcfg, const struct listener *ls,
 		}
 	}
 
-	for (size_t i = 0; i < sizeof(start_order) / sizeof(start_order[0]); i++) {
-		struct child *c = &s.ch[start_order[i]];
-		int r = start_child(&s, c);
-		if (r < 0) {
-			log_crit(PKG, "cannot start %s: %s", proc_name(c->role),
-				 strerror(-r));
-			begin_stop(&s, 1, 0);
-			break;
-		}
-		log_info(PKG, "started %s (pid %d)", proc_name(c->role), (int)c->pid);
-	}
+	/* A joining member's other workers wait for discoveryd's answer. */
+	if (!join)
+		start_workers(&s, 0);
+	if (!s.stopping)
+		start_workers(&s, 1);
 
 	if (!s.stopping || !all_gone(&s))
 		event_base_dispatch(s.base);

@@ -819,6 +819,7 @@ static void test_remove_leader(void)
 	CHECK(strcmp(F.fatal_msg, "the member has been permanently removed "
 		     "from the cluster") == 0);
 	CHECK(waitpid(F.pid, &status, 0) == F.pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	link_free(F.sup);
 	link_free(F.gw);
 	link_free(F.st);
