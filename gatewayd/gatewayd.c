@@ -353,6 +353,7 @@ static void on_raft_state(struct gw *gw, const struct msg_hdr *hdr,
 	gw->leader = s->leader;
 	gw->commit = s->commit;
 	gw->learner = s->is_learner;
+	gw->member = s->is_member;
 	protobuf_c_message_free_unpacked(&s->base, NULL);
 }
 

@@ -120,6 +120,7 @@ struct gw {
 	/* The last MSG_RAFT_STATE. */
 	uint64_t term, leader, commit;
 	int learner;                /* this member is a learner */
+	int member;                 /* in its own configuration (not joining) */
 
 	struct gw_listener *listeners;
 	int accepting;              /* listeners enabled */

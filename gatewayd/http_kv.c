@@ -192,8 +192,10 @@ void kv_handle(struct gw *gw, struct evhttp_request *req, struct conn *c,
 
 void health_handle(struct gw *gw, struct evhttp_request *req, struct conn *c)
 {
-	/* No leader, or too busy to ask: unhealthy without waiting. */
-	if (!gw->leader || gw->pend.n >= GW_MAX_PENDING) {
+	/* No leader, still joining (etcd serves no client before it has
+	 * applied its own membership), or too busy to ask: unhealthy
+	 * without waiting. */
+	if (!gw->leader || !gw->member || gw->pend.n >= GW_MAX_PENDING) {
 		http_reply_health(req, 0);
 		return;
 	}

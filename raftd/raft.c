@@ -321,6 +321,11 @@ const Raftpb__Entry *raft_entry(const struct raft *r, uint64_t index)
 	return x ? &x->e : NULL;
 }
 
+bool raft_is_member(const struct raft *r)
+{
+	return pr_get((struct raft *)r, r->id) != NULL;
+}
+
 bool raft_is_learner(const struct raft *r)
 {
 	const struct progress *p = pr_get((struct raft *)r, r->id);

@@ -219,6 +219,8 @@ const Raftpb__Entry *raft_entry(const struct raft *r, uint64_t index);
 void raft_conf_get(const struct raft *r, struct raft_conf *ret_c);
 int raft_conf_at(const struct raft *r, uint64_t index, struct raft_conf *ret_c);
 bool raft_is_learner(const struct raft *r);
+/* Whether this node is in its configuration (a joining node is not yet). */
+bool raft_is_member(const struct raft *r);
 /* Voters in the configuration. */
 int raft_voters(const struct raft *r);
 const char *raft_role_name(enum raft_role role);

@@ -121,7 +121,7 @@ struct raftd {
 
 	/* The last RaftState sent. */
 	uint64_t st_term, st_lead, st_commit, st_last;
-	bool st_learner, st_valid;
+	bool st_learner, st_member, st_valid;
 };
 
 /* raftd_boot.c: creates or recovers the WAL and the core. 0 or -1 (after

@@ -301,13 +301,14 @@ void raftd_send_state(struct raftd *d, int to)
 	s.commit = raft_commit(d->r);
 	s.last_index = raft_last_index(d->r);
 	s.is_learner = raft_is_learner(d->r);
+	s.is_member = raft_is_member(d->r);
 	if (to >= 0) {
 		worker_send_pb(d->w, (enum proc_role)to, MSG_RAFT_STATE, 0, &s.base);
 		return;
 	}
 	if (d->st_valid && s.term == d->st_term && s.leader == d->st_lead &&
 	    s.commit == d->st_commit && s.last_index == d->st_last &&
-	    s.is_learner == d->st_learner)
+	    s.is_learner == d->st_learner && s.is_member == d->st_member)
 		return;
 	d->st_valid = true;
 	d->st_term = s.term;
@@ -315,6 +316,7 @@ void raftd_send_state(struct raftd *d, int to)
 	d->st_commit = s.commit;
 	d->st_last = s.last_index;
 	d->st_learner = s.is_learner;
+	d->st_member = s.is_member;
 	worker_send_pb(d->w, PROC_GATEWAYD, MSG_RAFT_STATE, 0, &s.base);
 	worker_send_pb(d->w, PROC_STORAGED, MSG_RAFT_STATE, 0, &s.base);
 }

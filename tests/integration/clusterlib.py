@@ -30,6 +30,7 @@ import random
 import select
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -291,11 +292,32 @@ class PeerProxy:
 
 # ------------------------------------------------------------------ the cluster
 
+# Refusals that runtime reconfiguration waits out (etcd 3.4's texts).
+UNHEALTHY = "etcdserver: unhealthy cluster"
+NOT_IN_SYNC = "etcdserver: can only promote a learner member which is in sync with leader"
+
+
+def initial_cluster_from(answer, name):
+    """The --initial-cluster for the member that member add's JSON `answer` added, built
+    as etcd's guide has it (what etcdctl member add prints as ETCD_INITIAL_CLUSTER):
+    name=peerURL for every peer URL of every member, the new member under `name`; a member
+    that has not started yet has no name and is listed with an empty one, as etcdctl does."""
+    new_id = answer["member"]["ID"]
+    out = []
+    for mem in answer["members"]:
+        n = name if mem["ID"] == new_id else mem.get("name", "")
+        out.extend("%s=%s" % (n, u) for u in mem.get("peerURLs", []))
+    return ",".join(out)
+
+
 class Cluster:
     """N members infra0..infra<N-1> (see the module's comment for the addresses).
 
     members: conftest's Members factory (registers every member for teardown).
     args: extra flags for every member (e.g. ["--snapshot-count", "50"]).
+    Members join (add_member: member add, then --initial-cluster-state existing) and leave
+    (remove_member) as etcd's runtime-reconfiguration guide has it; `members` is replaced,
+    not changed in place, so threads iterating it see one consistent list.
     """
 
     def __init__(self, members, n=3, args=(), proxy=False, token=None, prefix="infra",
@@ -303,6 +325,12 @@ class Cluster:
         self.election_s = election_ms / 1000.0
         self.proxy = PeerProxy() if proxy else None
         self.members = []
+        # for members that join later (add_member, joiner)
+        self._factory = members
+        self._args = list(args)
+        self._timing = (heartbeat_ms, election_ms)
+        self.prefix = prefix
+        self._next_index = n
         hosts = []
         for _ in range(n):
             listen = etcdlib.fresh_host()
@@ -314,17 +342,7 @@ class Cluster:
         for i, (listen, adv) in enumerate(hosts):
             name = "%s%d" % (prefix, i)
             data_dir = members.tmp_path / name / (name + ".etcd")
-            argv = ["--name", name,
-                    "--initial-advertise-peer-urls", "http://%s:%d" % (adv, PEER_PORT),
-                    "--listen-peer-urls", "http://%s:%d" % (listen, PEER_PORT),
-                    "--listen-client-urls", "http://%s:%d" % (listen, CLIENT_PORT),
-                    "--advertise-client-urls", "http://%s:%d" % (listen, CLIENT_PORT),
-                    "--initial-cluster-token", self.token,
-                    "--initial-cluster", initial,
-                    "--initial-cluster-state", "new",
-                    "--data-dir", str(data_dir),
-                    "--heartbeat-interval", str(heartbeat_ms),
-                    "--election-timeout", str(election_ms)] + list(args)
+            argv = self._argv(name, listen, adv, initial, "new", data_dir, self._args)
             m = members.new(name, plain=True, host=listen, args=argv)
             m.index = i
             m.peer_host = adv
@@ -332,6 +350,20 @@ class Cluster:
             self.members.append(m)
             if self.proxy:
                 self.proxy.add_route(adv, m.member_id, listen)
+
+    def _argv(self, name, listen, adv, initial, state, data_dir, args):
+        heartbeat_ms, election_ms = self._timing
+        return ["--name", name,
+                "--initial-advertise-peer-urls", "http://%s:%d" % (adv, PEER_PORT),
+                "--listen-peer-urls", "http://%s:%d" % (listen, PEER_PORT),
+                "--listen-client-urls", "http://%s:%d" % (listen, CLIENT_PORT),
+                "--advertise-client-urls", "http://%s:%d" % (listen, CLIENT_PORT),
+                "--initial-cluster-token", self.token,
+                "--initial-cluster", initial,
+                "--initial-cluster-state", state,
+                "--data-dir", str(data_dir),
+                "--heartbeat-interval", str(heartbeat_ms),
+                "--election-timeout", str(election_ms)] + list(args)
 
     def __iter__(self):
         return iter(self.members)
@@ -433,6 +465,132 @@ class Cluster:
         assert self.proxy, "the cluster was made without proxy=True"
         self.proxy.heal()
 
+    # -- runtime reconfiguration (members joining and leaving a running cluster)
+    def reconfigure(self, route, body, via=None, timeout=30):
+        """POST /v3/cluster/member/<route> on `via` (default: the current leader), repeated
+        (bounded) while the strict reconfiguration check answers 503 "unhealthy cluster":
+        etcd refuses a change until every voter has been connected for 5 s, so right after
+        a member (re)starts. Other answers, also errors, are returned as they are; a request
+        that gets no answer raises (repeating it could apply the change twice)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = via or self.wait_leader(timeout=max(1.0, deadline - time.monotonic()))
+            r = m.client.post("/v3/cluster/member/" + route, body, timeout=15)
+            err = r.json.get("error") if isinstance(r.json, dict) else None
+            if r.status != 503 or err != UNHEALTHY or time.monotonic() > deadline:
+                return r
+            time.sleep(0.25)
+
+    def _new_name(self):
+        name = "%s%d" % (self.prefix, self._next_index)
+        self._next_index += 1
+        return name
+
+    def joiner(self, initial_cluster, name=None, host=None, args=None):
+        """A member set up to join with --initial-cluster-state existing and the given
+        --initial-cluster: its own fresh loopback host (unless given), a fresh data dir, the
+        cluster's token and timing flags (and its extra args unless `args`). Not started and
+        not part of the cluster object (add_member makes it part); stopped by PID at
+        teardown by the Members factory."""
+        assert not self.proxy, "joining behind the peer proxy is not supported"
+        name = name or self._new_name()
+        host = host or etcdlib.fresh_host()
+        data_dir = self._factory.tmp_path / name / (name + ".etcd")
+        argv = self._argv(name, host, host, initial_cluster, "existing", data_dir,
+                          self._args if args is None else args)
+        m = self._factory.new(name, plain=True, host=host, args=argv)
+        m.peer_host = host
+        return m
+
+    def add_member(self, learner=False, via=None, start=True, args=None,
+                   timeout=etcdlib.START_TIMEOUT):
+        """etcd's guide: member add (through reconfigure) with a fresh loopback peer URL,
+        then a joiner for it started with --initial-cluster-state existing and the
+        --initial-cluster built from the answer (initial_cluster_from). The new member is
+        part of the cluster object from then on; m.added is member add's JSON answer and
+        m.member_id the ID it assigned. With start, spawns it and waits until it serves
+        /health (a learner does too); otherwise m.spawn() is the caller's."""
+        host = etcdlib.fresh_host()
+        body = {"peerURLs": ["http://%s:%d" % (host, PEER_PORT)]}
+        if learner:
+            body["isLearner"] = True
+        r = self.reconfigure("add", body, via=via)
+        assert r.status == 200, "member add %r: %r" % (body, r)
+        name = self._new_name()
+        m = self.joiner(initial_cluster_from(r.json, name), name=name, host=host, args=args)
+        m.index = int(name[len(self.prefix):])
+        m.added = r.json
+        m.member_id = int(r.json["member"]["ID"])
+        self.members = self.members + [m]  # a new list: Workload threads read it unlocked
+        if start:
+            m.spawn()
+            m.wait_healthy(timeout)
+        return m
+
+    def remove_member(self, m, via=None, timeout=30, exit_timeout=20):
+        """member remove of m (through reconfigure; default on the leader, which may be m);
+        m leaves the cluster object. If m was running and exit_timeout is not None, waits
+        (bounded) until it exits by itself, as a removed etcd member does. Returns (answer,
+        m's exit status or None)."""
+        was_running = m.running()
+        r = self.reconfigure("remove", {"ID": str(m.member_id)}, via=via, timeout=timeout)
+        assert r.status == 200, "member remove %s: %r" % (m.name, r)
+        self.members = [x for x in self.members if x is not m]
+        rc = None
+        if was_running and exit_timeout is not None:
+            rc = self.wait_exit(m, exit_timeout)
+        return r, rc
+
+    def promote(self, m, via=None, timeout=30, interval=0.1):
+        """member promote of learner m, repeated (bounded) while the leader answers that m
+        is not in sync with it yet (412) or the strict check refuses (503). Returns (the
+        last answer, the refusals seen on the way as (status, error) pairs)."""
+        deadline = time.monotonic() + timeout
+        refusals = []
+        while True:
+            r = self.reconfigure("promote", {"ID": str(m.member_id)}, via=via,
+                                 timeout=max(1.0, deadline - time.monotonic()))
+            err = r.json.get("error") if isinstance(r.json, dict) else None
+            if r.status != 412 or err != NOT_IN_SYNC or time.monotonic() > deadline:
+                return r, refusals
+            refusals.append((r.status, err))
+            time.sleep(interval)
+
+    def update_peer_host(self, m, host=None, via=None):
+        """etcd's guide for moving a member's peer URL: member update of m to
+        http://<host>:2380 (default: a fresh loopback host), then m's flags
+        (--listen-peer-urls, --initial-advertise-peer-urls, its own --initial-cluster entry)
+        changed for its next start; restarting m is the caller's (restart(m)). Returns
+        the answer."""
+        assert not self.proxy, "moving a member behind the peer proxy is not supported"
+        host = host or etcdlib.fresh_host()
+        url = "http://%s:%d" % (host, PEER_PORT)
+        r = self.reconfigure("update", {"ID": str(m.member_id), "peerURLs": [url]}, via=via)
+        assert r.status == 200, "member update %s: %r" % (m.name, r)
+        old = "http://%s:%d" % (m.peer_host, PEER_PORT)
+        a = m.extra
+        a[a.index("--listen-peer-urls") + 1] = url
+        a[a.index("--initial-advertise-peer-urls") + 1] = url
+        i = a.index("--initial-cluster") + 1
+        a[i] = ",".join("%s=%s" % (n, url) if (n, u) == (m.name, old) else "%s=%s" % (n, u)
+                        for n, u in (e.split("=", 1) for e in a[i].split(",")))
+        m.peer_host = host
+        return r
+
+    @staticmethod
+    def wait_exit(m, timeout=20):
+        """m's exit status once it exits by itself; fails the test after `timeout` s."""
+        try:
+            return m.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("%s did not exit within %s s:\n%s"
+                                 % (m.name, timeout, m.stderr_tail(30)))
+
+    @staticmethod
+    def peer_members(m, timeout=5):
+        """GET http://<m's peer host>:2380/members, the list a joining member fetches."""
+        return Client(m.peer_host, port=PEER_PORT, timeout=timeout).get("/members")
+
     # -- status
     @staticmethod
     def status(m, timeout=2):
@@ -505,16 +663,17 @@ class Cluster:
                 return rev, h.hexdigest(), n
             key = unb64(kvs[-1]["key"]) + b"\0"
 
-    def wait_converged(self, ms=None, timeout=30):
+    def wait_converged(self, ms=None, timeout=30, page=1000):
         """Wait until the members (default: all running) read the same revision and the
-        same data; returns (revision, digest, count)."""
+        same data; returns (revision, digest, count). page: keys per range read (ours
+        refuses an answer of more than 63 MiB: large values need smaller pages)."""
         ms = ms or self.running()
         last = {}
 
         def same():
             try:
                 for m in ms:
-                    last[m.name] = self.digest(m)
+                    last[m.name] = self.digest(m, page=page)
             except (OSError, http.client.HTTPException, AssertionError) as e:
                 last["error"] = repr(e)
                 return None
@@ -604,7 +763,9 @@ class Workload:
         at = i % len(self.cluster)
         n = 0
         while not self.halt.is_set():
-            m = self.cluster[at]
+            ms = self.cluster.members  # members may join and leave meanwhile
+            at %= len(ms)
+            m = ms[at]
             c = Client(m.host, timeout=self.timeout)
             key = rng.choice(self.keys)
             op = "put" if rng.random() < 0.5 else "get"

@@ -420,6 +420,7 @@ void send_raft_state(uint64_t leader)
 	s.term = 2;
 	s.leader = leader;
 	s.commit = 5;
+	s.is_member = 1;
 	link_send_pb(fake_raft, MSG_RAFT_STATE, 0, &s.base);
 }
 
