@@ -52,9 +52,15 @@ static int on_start(struct worker *w)
 	return 0;
 }
 
+static void on_stop(struct worker *w)
+{
+	join_done(w);
+}
+
 static const struct worker_ops ops = {
 	.on_msg = on_msg,
 	.on_start = on_start,
+	.on_stop = on_stop,
 };
 
 int discoveryd_main(int argc, char **argv)

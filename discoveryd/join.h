@@ -26,6 +26,8 @@ struct worker;
 
 /* join_fetch.c: starts the fetch; MSG_JOIN_RESULT follows. 0 or -errno. */
 int join_start(struct worker *w);
+/* Frees what join_start set up (at the worker's stop). */
+void join_done(struct worker *w);
 
 /* join_parse.c: the body of GET /members, etcd's JSON array of members,
  * into *ret (malloc'd, free with join_members_free). 0 or -EINVAL. */

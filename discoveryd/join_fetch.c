@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
@@ -56,6 +57,7 @@ static void send_result(struct join *j, uint64_t cid, uint64_t self,
 }
 
 static void try_next(struct join *j);
+static void drop_conn(struct join *j);
 
 /* The answer of one peer: 0 and the result sent, or -1 (j->why says why). */
 static int take_answer(struct join *j, struct evhttp_request *req)
@@ -117,8 +119,10 @@ static void on_response(struct evhttp_request *req, void *arg)
 {
 	struct join *j = arg;
 	if (req && evhttp_request_get_response_code(req) &&
-	    take_answer(j, req) == 0)
+	    take_answer(j, req) == 0) {
+		drop_conn(j);
 		return;
+	}
 	if (!j->why[0])
 		snprintf(j->why, sizeof(j->why), "EOF");
 	log_warn("etcdserver", "could not get cluster response from %s: "
@@ -127,10 +131,21 @@ static void on_response(struct evhttp_request *req, void *arg)
 	try_next(j);
 }
 
-/* The connection is freed later: its callback is still on the stack. */
+static void free_conn(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	evhttp_connection_free(arg);
+}
+
+/* The connection is freed on the next loop pass: its request's callback
+ * is still on the stack. */
 static void drop_conn(struct join *j)
 {
-	if (j->conn)
+	static const struct timeval now = {0, 0};
+	if (j->conn &&
+	    event_base_once(j->w->base, -1, EV_TIMEOUT, free_conn, j->conn,
+			    &now) < 0)
 		evhttp_connection_free_on_completion(j->conn);
 	j->conn = NULL;
 }
@@ -171,6 +186,18 @@ static void try_next(struct join *j)
 		j->conn = NULL;
 	}
 	send_result(j, 0, 0, NULL, 0, ERR_FETCH);
+}
+
+void join_done(struct worker *w)
+{
+	struct join *j = w->arg;
+	if (!j)
+		return;
+	if (j->conn)
+		evhttp_connection_free(j->conn);
+	free(j->urls);
+	free(j);
+	w->arg = NULL;
 }
 
 int join_start(struct worker *w)
