@@ -286,7 +286,8 @@ static void on_result(struct gw *gw, const struct msg_hdr *hdr,
 		stream_on_result(gw, hdr->id, r);
 	} else if (p->kind == PK_PEER_MEMBERS) {
 		peer_members_answer(gw, p, r);
-	} else if (p->kind == PK_MEMBER_ADD && p->wait == PW_QUERY) {
+	} else if ((p->kind == PK_MEMBER_ADD || p->kind == PK_MEMBER_REMOVE) &&
+		   p->wait == PW_QUERY) {
 		member_on_list(gw, p, r);
 	} else if (p->kind == PK_MEMBER_ADD && !r->error &&
 		   r->response_case == IPC__RESULT__RESPONSE_MEMBER_ADD &&

@@ -225,7 +225,8 @@ void keepalive_handle(struct gw *gw, struct evhttp_request *req,
 
 /* member.c: member add/remove/update/promote, once decoded. */
 void member_handle(struct gw *gw, struct pending *p);
-/* Member add's member list arrived (r borrowed): refuse or propose. */
+/* The member list a member add or remove asked for arrived (r borrowed):
+ * refuse or propose. */
 void member_on_list(struct gw *gw, struct pending *p, const Ipc__Result *r);
 
 /* watch.c */

@@ -21,6 +21,9 @@
 #define ERR_URL_EXISTS "etcdserver: Peer URLs already exists"
 #define ERR_ID_EXISTS "etcdserver: member ID already exist"
 #define ERR_TOO_MANY "etcdserver: too many requests"
+/* etcd 3.4 maps this error to no gRPC code: Unknown (2), HTTP 500. */
+#define ERR_NOT_STARTED \
+	"etcdserver: re-configuration failed due to not enough started members"
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -66,6 +69,19 @@ static void send_cc(struct gw *gw, struct pending *p, Raftpb__ConfChangeType typ
 	p->wait = PW_PROPOSE;
 }
 
+/* Asks storaged for the member list; member_on_list goes on. */
+static void ask_list(struct gw *gw, struct pending *p)
+{
+	Etcdserverpb__MemberListRequest lr = ETCDSERVERPB__MEMBER_LIST_REQUEST__INIT;
+	Ipc__Query q = IPC__QUERY__INIT;
+	q.query_case = IPC__QUERY__QUERY_MEMBER_LIST;
+	q.member_list = &lr;
+	p->wait = PW_QUERY;
+	if (!gw->w->peer[PROC_STORAGED] ||
+	    worker_send_pb(gw->w, PROC_STORAGED, MSG_QUERY, p->id, &q.base) < 0)
+		pending_fail(gw, p, 14, ERR_TIMEOUT);
+}
+
 /* Member add, once decoded: the new member (p->msg from now on), then the
  * member list, to compare peer URLs. */
 static void add(struct gw *gw, struct pending *p)
@@ -102,15 +118,59 @@ static void add(struct gw *gw, struct pending *p)
 	m->id = memberid_new((const char *const *)urls, m->n_peerurls, "",
 			     (int64_t)time(NULL));
 	p->msg = &m->base;
+	ask_list(gw, p);
+}
 
-	Etcdserverpb__MemberListRequest lr = ETCDSERVERPB__MEMBER_LIST_REQUEST__INIT;
-	Ipc__Query q = IPC__QUERY__INIT;
-	q.query_case = IPC__QUERY__QUERY_MEMBER_LIST;
-	q.member_list = &lr;
-	p->wait = PW_QUERY;
-	if (!gw->w->peer[PROC_STORAGED] ||
-	    worker_send_pb(gw->w, PROC_STORAGED, MSG_QUERY, p->id, &q.base) < 0)
-		pending_fail(gw, p, 14, ERR_TIMEOUT);
+/*
+ * etcd's IsReadyToAddVotingMember / IsReadyToRemoveVotingMember under
+ * --strict-reconfig-check: a quorum of the voters after the change must
+ * have started (published their name), or the change could leave the
+ * cluster waiting on members that never came up. One started member of
+ * two may add (etcd's exception for restoring a cluster from one member).
+ */
+static int enough_started(const Etcdserverpb__MemberListResponse *l,
+			  int adding, uint64_t removing)
+{
+	int nmembers = adding, nstarted = 0;
+	for (size_t i = 0; i < l->n_members; i++) {
+		const Etcdserverpb__Member *o = l->members[i];
+		if (o->islearner || (!adding && o->id == removing))
+			continue;
+		nstarted += o->name && o->name[0];
+		nmembers++;
+	}
+	if (adding && nstarted == 1 && nmembers == 2)
+		return 1;
+	return nstarted >= nmembers / 2 + 1;
+}
+
+/* A removal of a voter first needs the member list. */
+static void remove_member(struct gw *gw, struct pending *p)
+{
+	if (!gw->w->cfg->strict_reconfig_check) {
+		Etcdserverpb__MemberRemoveRequest *r =
+			(Etcdserverpb__MemberRemoveRequest *)p->msg;
+		send_cc(gw, p, RAFTPB__CONF_CHANGE_TYPE__ConfChangeRemoveNode,
+			r->id, NULL);
+		return;
+	}
+	ask_list(gw, p);
+}
+
+static void removal_listed(struct gw *gw, struct pending *p,
+			   const Etcdserverpb__MemberListResponse *l)
+{
+	Etcdserverpb__MemberRemoveRequest *r =
+		(Etcdserverpb__MemberRemoveRequest *)p->msg;
+	int learner = 0;
+	for (size_t i = 0; i < l->n_members; i++)
+		learner |= l->members[i]->id == r->id && l->members[i]->islearner;
+	if (!learner && !enough_started(l, 0, r->id)) {
+		pending_fail(gw, p, 2, ERR_NOT_STARTED);
+		return;
+	}
+	send_cc(gw, p, RAFTPB__CONF_CHANGE_TYPE__ConfChangeRemoveNode, r->id,
+		NULL);
 }
 
 void member_on_list(struct gw *gw, struct pending *p, const Ipc__Result *r)
@@ -126,6 +186,15 @@ void member_on_list(struct gw *gw, struct pending *p, const Ipc__Result *r)
 		return;
 	}
 	const Etcdserverpb__MemberListResponse *l = r->member_list;
+	if (p->kind == PK_MEMBER_REMOVE) {
+		removal_listed(gw, p, l);
+		return;
+	}
+	if (gw->w->cfg->strict_reconfig_check && !m->islearner &&
+	    !enough_started(l, 1, 0)) {
+		pending_fail(gw, p, 2, ERR_NOT_STARTED);
+		return;
+	}
 	/* etcd's ValidateConfigurationChange for ConfChangeAddNode, which
 	 * it runs at apply; storaged runs it there again. */
 	for (size_t i = 0; i < l->n_members; i++) {
@@ -155,13 +224,9 @@ void member_handle(struct gw *gw, struct pending *p)
 	case PK_MEMBER_ADD:
 		add(gw, p);
 		return;
-	case PK_MEMBER_REMOVE: {
-		Etcdserverpb__MemberRemoveRequest *r =
-			(Etcdserverpb__MemberRemoveRequest *)p->msg;
-		send_cc(gw, p, RAFTPB__CONF_CHANGE_TYPE__ConfChangeRemoveNode,
-			r->id, NULL);
+	case PK_MEMBER_REMOVE:
+		remove_member(gw, p);
 		return;
-	}
 	case PK_MEMBER_UPDATE: {
 		/* etcd checks neither the URLs' syntax nor their number
 		 * here; a URL in use by another member is refused at apply. */

@@ -1,7 +1,7 @@
 """Runtime reconfiguration through the JSON API (issue 5): member add, update, remove, promote
 and their refusals, as etcd 3.4 answers them (docs/etcd-observed/membership.md). These
-tests also pass against etcd 3.4 (ETCD_BIN=/usr/bin/etcd). A new member joining with
---initial-cluster-state existing is not covered here yet."""
+tests also pass against etcd 3.4 (ETCD_BIN=/usr/bin/etcd). Joining with
+--initial-cluster-state existing and the procedures under load: test_reconfig.py."""
 import hashlib
 import struct
 import time
@@ -115,6 +115,25 @@ def test_refusals(cluster):
         (503, UNHEALTHY, 14)
     assert error_of(post(m0, "remove", {"ID": str(m1.member_id)})) == (503, UNHEALTHY, 14)
     assert len(listed(m0)) == 3
+
+
+NOT_STARTED = "etcdserver: re-configuration failed due to not enough started members"
+
+
+def test_not_enough_started_members(cluster):
+    """--strict-reconfig-check also wants a quorum of the voters after a change to have
+    started (published their name): etcd's IsReadyToAdd/RemoveVotingMember."""
+    c = cluster(n=1)
+    m0 = c[0]
+    # one started member of two may add (etcd's exception for restoring from one member)
+    r = reconfigure(m0, "add", {"peerURLs": ["http://127.0.9.3:2380"]})
+    assert r.status == 200, r
+    # two voters, one started: a third voter would need two started members
+    assert error_of(post(m0, "add", {"peerURLs": ["http://127.0.9.2:2380"]})) == \
+        (500, NOT_STARTED, 2)
+    # without m0, only the member that never started would be left
+    assert error_of(post(m0, "remove", {"ID": str(m0.member_id)})) == (500, NOT_STARTED, 2)
+    assert len(listed(m0)) == 2
 
 
 def test_removed_member_stops(cluster):
