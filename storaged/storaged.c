@@ -236,6 +236,10 @@ static void on_apply(struct storaged *st, const struct msg_hdr *hdr,
 	storaged_send_applied(st);
 	storaged_drain_queries(st);
 	arena_clear(a);
+	/* A joining member's own record may just have come: publish now
+	 * rather than at the next retry. */
+	if (!st->published && !st->publish_id)
+		storaged_publish(st);
 }
 
 void storaged_drain_queries(struct storaged *st)
