@@ -1,8 +1,8 @@
 /*
  * Reading a peer's GET /members answer: [{"id":N,"peerURLs":[...],
  * "isLearner":b,"name":s,"clientURLs":[...]}, ...] with jansson. Member IDs
- * are unsigned 64-bit numbers, beyond jansson's signed integers: bare
- * integers are turned into strings before parsing, so none loses a bit.
+ * are unsigned 64-bit numbers, beyond jansson's signed integers: the "id"
+ * values are turned into strings before parsing, so none loses a bit.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -13,45 +13,60 @@
 
 #include "join.h"
 
-/* A copy of s with every bare non-negative integer quoted. */
-static char *quote_integers(const char *s, size_t len)
+/* A copy of s with the value of every "id" key quoted when it is a bare
+ * non-negative integer; nothing else changes. */
+static char *quote_ids(const char *s, size_t len)
 {
-	char *out = malloc(len * 3 + 1), *o = out;
-	int in_str = 0;
+	/* Each quoted value gains 2 bytes and follows at least "id": */
+	char *out = malloc(2 * len + 1), *o = out;
+	size_t str_start = 0;
+	int in_str = 0, last_was_id = 0, id_value = 0;
 	if (!out)
 		return NULL;
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
 		if (in_str) {
 			*o++ = c;
-			if (c == '\\' && i + 1 < len)
+			if (c == '\\' && i + 1 < len) {
 				*o++ = s[++i];
-			else if (c == '"')
+			} else if (c == '"') {
 				in_str = 0;
+				last_was_id = i - str_start == 3 &&
+					      memcmp(s + str_start + 1, "id", 2) == 0;
+			}
 			continue;
 		}
-		if (c == '"') {
-			in_str = 1;
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
 			*o++ = c;
 			continue;
 		}
-		if (!isdigit((unsigned char)c)) {
+		if (c == ':') {
+			id_value = last_was_id;
+			last_was_id = 0;
+			*o++ = c;
+			continue;
+		}
+		last_was_id = 0;
+		if (c == '"') {
+			in_str = 1;
+			str_start = i;
+			id_value = 0;
 			*o++ = c;
 			continue;
 		}
 		size_t k = i;
 		while (k < len && isdigit((unsigned char)s[k]))
 			k++;
-		int integer = k == len || !strchr(".eE", s[k]);
-		while (!integer && k < len && strchr("0123456789.eE+-", s[k]))
-			k++; /* the rest of a real number, left as it is */
-		if (integer)
+		if (id_value && k > i && (k == len || !strchr(".eE", s[k]))) {
 			*o++ = '"';
-		memcpy(o, s + i, k - i);
-		o += k - i;
-		if (integer)
+			memcpy(o, s + i, k - i);
+			o += k - i;
 			*o++ = '"';
-		i = k - 1;
+			i = k - 1;
+		} else {
+			*o++ = c;
+		}
+		id_value = 0;
 	}
 	*o = '\0';
 	return out;
@@ -130,7 +145,7 @@ static Etcdserverpb__Member *member_of(json_t *o)
 int join_parse_members(const char *body, size_t len,
 		       Etcdserverpb__Member ***ret, size_t *ret_n)
 {
-	char *q = quote_integers(body, len);
+	char *q = quote_ids(body, len);
 	if (!q)
 		return -ENOMEM;
 	json_t *root = json_loads(q, JSON_REJECT_DUPLICATES, NULL);

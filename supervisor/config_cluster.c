@@ -282,8 +282,7 @@ int config_check_bootstrap_mode(const struct config *c, struct cfg_error *err)
 }
 
 /* Features that come in later issues: refused, never silently ignored. */
-static int check_unsupported(struct config *c, bool initialized,
-			     struct cfg_error *err)
+static int check_unsupported(struct config *c, struct cfg_error *err)
 {
 	static const enum flag_id url_flags[] = {
 		F_LISTEN_CLIENT_URLS, F_LISTEN_PEER_URLS,
@@ -336,7 +335,6 @@ static int check_unsupported(struct config *c, bool initialized,
 		return config_fail(err, CFG_ERR_PLAIN, NULL,
 				   "--auth-token=%s is not supported yet",
 				   cfg_str(c, F_AUTH_TOKEN));
-	(void)initialized;
 	return 0;
 }
 
@@ -346,5 +344,5 @@ int config_bootstrap(struct config *c, bool initialized, struct cfg_error *err)
 
 	if (!initialized && (r = check_new_member(c, err)) < 0)
 		return r;
-	return check_unsupported(c, initialized, err);
+	return check_unsupported(c, err);
 }

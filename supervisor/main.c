@@ -183,6 +183,10 @@ static int joined(void *arg, Ipc__JoinResult *r,
 	struct join_ctx *j = arg;
 	/* Kept: the configuration borrows its members. */
 	j->r = r;
+	if (!r->member_id || !r->cluster_id) {
+		log_crit(PKG, "discoveryd found no IDs for this member");
+		return -1;
+	}
 	j->id->member_id = r->member_id;
 	j->id->cluster_id = r->cluster_id;
 	int e = identity_write(j->dir, j->id);
