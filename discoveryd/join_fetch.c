@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -19,6 +20,7 @@
 
 #include "join.h"
 #include "log.h"
+#include "tls_ctx.h"
 #include "worker.h"
 
 #define ERR_FETCH "cannot fetch cluster info from peer urls: could not " \
@@ -29,6 +31,7 @@ struct join {
 	char **urls; /* borrowed from the configuration */
 	size_t n_urls, next;
 	struct evhttp_connection *conn;
+	SSL_CTX *tls;  /* for https peer URLs, made at the first one */
 	char why[256]; /* the current request's failure, Go's wording */
 	char err[JOIN_ERR_MAX];
 };
@@ -150,6 +153,41 @@ static void drop_conn(struct join *j)
 	j->conn = NULL;
 }
 
+/* A connection to host:port, over TLS with the peer settings for https
+ * (the member's peer certificate as client certificate, as etcd's). */
+static struct evhttp_connection *connect_to(struct join *j, const char *scheme,
+					     const char *host, int port)
+{
+	const Ipc__WorkerConfig *c = j->w->cfg;
+	if (!scheme || strcmp(scheme, "https") != 0)
+		return evhttp_connection_base_new(j->w->base, NULL, host,
+						  (uint16_t)port);
+	char err[256];
+	if (!j->tls && tls_ctx_client(c->peer_tls, c->cipher_suites,
+				      c->n_cipher_suites, &j->tls, err,
+				      sizeof(err)) < 0) {
+		snprintf(j->why, sizeof(j->why), "%s", err);
+		return NULL;
+	}
+	SSL *ssl = SSL_new(j->tls);
+	if (!ssl || tls_client_set_host(ssl, host) < 0) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	struct bufferevent *bev = bufferevent_openssl_socket_new(
+		j->w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+		BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (!bev) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	struct evhttp_connection *conn = evhttp_connection_base_bufferevent_new(
+		j->w->base, NULL, bev, host, (uint16_t)port);
+	if (!conn)
+		bufferevent_free(bev);
+	return conn;
+}
+
 static void try_next(struct join *j)
 {
 	drop_conn(j);
@@ -157,14 +195,14 @@ static void try_next(struct join *j)
 		const char *url = j->urls[j->next++];
 		struct evhttp_uri *u = evhttp_uri_parse(url);
 		const char *host = u ? evhttp_uri_get_host(u) : NULL;
+		const char *scheme = u ? evhttp_uri_get_scheme(u) : NULL;
 		int port = u ? evhttp_uri_get_port(u) : -1;
 		j->why[0] = '\0';
 		if (host && port < 0)
-			port = 80;
+			port = scheme && strcmp(scheme, "https") == 0 ? 443 : 80;
 		struct evhttp_request *req = NULL;
 		if (host)
-			j->conn = evhttp_connection_base_new(j->w->base, NULL, host,
-							     (uint16_t)port);
+			j->conn = connect_to(j, scheme, host, port);
 		if (j->conn)
 			req = evhttp_request_new(on_response, j);
 		if (req) {
@@ -179,8 +217,8 @@ static void try_next(struct join *j)
 		if (req && evhttp_make_request(j->conn, req, EVHTTP_REQ_GET,
 					       "/members") == 0)
 			return;
-		log_warn("etcdserver", "could not get cluster response from %s: "
-			 "cannot send the request", url);
+		log_warn("etcdserver", "could not get cluster response from %s: %s",
+			 url, j->why[0] ? j->why : "cannot send the request");
 		if (j->conn)
 			evhttp_connection_free(j->conn);
 		j->conn = NULL;
@@ -195,6 +233,7 @@ void join_done(struct worker *w)
 		return;
 	if (j->conn)
 		evhttp_connection_free(j->conn);
+	SSL_CTX_free(j->tls);
 	free(j->urls);
 	free(j);
 	w->arg = NULL;

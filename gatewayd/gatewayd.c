@@ -13,6 +13,7 @@
 
 #include "gatewayd.h"
 #include "gw.h"
+#include "gw_tls.h"
 #include "log.h"
 #include "pbjson.h"
 #include "peer.h"
@@ -462,12 +463,7 @@ static void on_listener(struct worker *w, const Ipc__Listener *l, int fd)
 	struct gw *gw = w->arg;
 	/* Listeners come before MSG_START: set up on the first one. */
 	if (gw_init(gw, w) < 0)
-		worker_fatal(w, "gatewayd: out of memory");
-	if (strncmp(l->url, "https:", 6) == 0) {
-		log_err("embed", "TLS listener %s is not supported yet", l->url);
-		close(fd);
-		return;
-	}
+		worker_fatal(w, "gatewayd: cannot start");
 	if (http_listen(gw, l->url, l->peer, fd) < 0)
 		worker_fatal(w, "cannot serve %s", l->url);
 	log_info("embed", "serving %s traffic on %s", l->peer ? "peer" : "client",
@@ -515,9 +511,11 @@ int gw_init(struct gw *gw, struct worker *w)
 		gw_done(gw);
 		return -ENOMEM;
 	}
-	if (peer_init(gw) < 0 || snap_init(gw) < 0) {
+	int r;
+	if ((r = gw_tls_init(gw)) < 0 || (r = peer_init(gw)) < 0 ||
+	    (r = snap_init(gw)) < 0) {
 		gw_done(gw);
-		return -ENOMEM;
+		return r;
 	}
 	struct timeval tv = { 0, TICK_MS * 1000 };
 	event_add(gw->tick, &tv);
@@ -539,6 +537,8 @@ void gw_done(struct gw *gw)
 	snap_done(gw);
 	peer_done(gw);
 	pstat_done(gw);
+	/* After every connection: their SSLs point at it. */
+	gw_tls_done(gw);
 	if (gw->ri_ev)
 		event_free(gw->ri_ev);
 	if (gw->tick)

@@ -103,6 +103,7 @@ struct gw_listener {
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
 	int peer;
+	int tls;                    /* https: TLS on each connection */
 	char *url;
 	struct gw_listener *next;
 };
@@ -158,6 +159,7 @@ struct gw {
 	struct peers *peers;
 	struct snaps *snaps;
 	struct u64map pstats;       /* member id -> struct pstat (peer_stats.c) */
+	struct gw_tls *tls;         /* TLS contexts and handshakes (gw_tls.c) */
 	/* Tests see a fatal peer error here instead of the exit. */
 	void (*fatal_hook)(struct gw *gw, const char *msg);
 };
@@ -199,6 +201,9 @@ void http_reply_health(struct evhttp_request *req, int ok);
 
 /* http_server.c */
 int http_listen(struct gw *gw, const char *url, int peer, int fd);
+/* Enables or disables each listener: client ones accept while below the
+ * connection limit, TLS ones while handshakes are below theirs. */
+void http_listeners_update(struct gw *gw);
 void http_close_all(struct gw *gw);
 
 /* What a learner answers every request it does not serve. */

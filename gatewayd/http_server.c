@@ -13,6 +13,7 @@
 #include <event2/listener.h>
 
 #include "gw.h"
+#include "gw_tls.h"
 #include "stream.h"
 #include "log.h"
 #include "peer.h"
@@ -20,21 +21,26 @@
 
 #define MAX_HEADERS_SIZE (64u << 10)
 
+void http_listeners_update(struct gw *gw)
+{
+	for (struct gw_listener *l = gw->listeners; l; l = l->next) {
+		struct evconnlistener *el = evhttp_bound_socket_get_listener(l->bound);
+		if (!el)
+			continue;
+		if ((l->peer || gw->accepting) && !(l->tls && gw_tls_paused(gw)))
+			evconnlistener_enable(el);
+		else
+			evconnlistener_disable(el);
+	}
+}
+
 /* The listeners accept only while we are below the connection limit. */
 static void set_accepting(struct gw *gw, int on)
 {
 	if (gw->accepting == on)
 		return;
 	gw->accepting = on;
-	for (struct gw_listener *l = gw->listeners; l; l = l->next) {
-		struct evconnlistener *el = evhttp_bound_socket_get_listener(l->bound);
-		if (l->peer || !el)
-			continue;
-		if (on)
-			evconnlistener_enable(el);
-		else
-			evconnlistener_disable(el);
-	}
+	http_listeners_update(gw);
 	if (!on)
 		log_warn("embed", "%zu client connections: not accepting more for now",
 			 gw->conns.n);
@@ -281,6 +287,13 @@ int http_listen(struct gw *gw, const char *url, int peer, int fd)
 	evhttp_set_max_headers_size(l->http, MAX_HEADERS_SIZE);
 	evhttp_set_timeout(l->http, GW_IDLE_TIMEOUT_S);
 	evhttp_set_gencb(l->http, on_request, l);
+	if (strncmp(url, "https:", 6) == 0 && gw_tls_listen(gw, l) < 0) {
+		evhttp_free(l->http);
+		free(l->url);
+		free(l);
+		close(fd);
+		return -EINVAL;
+	}
 	/* libevent accepts in a loop until EAGAIN: the socket must not block,
 	 * whatever the supervisor made it. */
 	if (evutil_make_socket_nonblocking(fd) < 0)
@@ -288,13 +301,9 @@ int http_listen(struct gw *gw, const char *url, int peer, int fd)
 	l->bound = evhttp_accept_socket_with_handle(l->http, fd);
 	if (!l->bound)
 		goto fail;
-	if (!peer && !gw->accepting) {
-		struct evconnlistener *el = evhttp_bound_socket_get_listener(l->bound);
-		if (el)
-			evconnlistener_disable(el);
-	}
 	l->next = gw->listeners;
 	gw->listeners = l;
+	http_listeners_update(gw);
 	return 0;
 fail:
 	if (l->http)

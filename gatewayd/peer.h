@@ -75,9 +75,9 @@ int peer_msg_peek(const uint8_t *b, size_t len, uint64_t *ret_to,
 		  uint32_t *ret_type);
 
 /* Where member id's peer listener is: 0 with *ret_host (borrowed, valid
- * until its URL changes) and *ret_port, or -ENOENT. */
+ * until its URL changes), *ret_port and *ret_https, or -ENOENT. */
 int peer_addr(struct gw *gw, uint64_t id, const char **ret_host,
-	      int *ret_port);
+	      int *ret_port, int *ret_https);
 /* Turns Nagle's algorithm off on evcon's socket (once it has one), as Go
  * does on every TCP connection: a request that leaves in two writes must
  * not wait for the delayed ACK of the first. */

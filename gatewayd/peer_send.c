@@ -18,6 +18,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "gw.h"
+#include "gw_tls.h"
 #include "log.h"
 #include "peer.h"
 
@@ -29,7 +30,11 @@ struct peer {
 	char *url;                 /* the first peer URL */
 	char *host;
 	int port;
+	int https;
 	struct evhttp_connection *evcon; /* made on the first send */
+	/* evcon closed or failed: replaced before the next request, as
+	 * libevent cannot reconnect a TLS bufferevent. */
+	int stale;
 	struct evbuffer *q;        /* {u32 le length, message} waiting */
 	uint64_t q_msgs;           /* messages in q */
 	int inflight;
@@ -125,8 +130,9 @@ static void peer_free(struct peer *p)
 	free(p);
 }
 
-/* Only one URL scheme is served: plain http with a host and port. */
-static int parse_url(const char *url, char **ret_host, int *ret_port)
+/* http or https, with a host and port. */
+static int parse_url(const char *url, char **ret_host, int *ret_port,
+		     int *ret_https)
 {
 	struct evhttp_uri *u = evhttp_uri_parse(url);
 	if (!u)
@@ -135,13 +141,19 @@ static int parse_url(const char *url, char **ret_host, int *ret_port)
 	const char *host = evhttp_uri_get_host(u);
 	int port = evhttp_uri_get_port(u);
 	int ret = -EINVAL;
-	if (scheme && strcmp(scheme, "http") == 0 && host && *host) {
-		char *h = strdup(host);
+	int https = scheme && strcmp(scheme, "https") == 0;
+	if (scheme && (https || strcmp(scheme, "http") == 0) && host && *host) {
+		/* evhttp keeps an IPv6 literal's brackets; connect and
+		 * verification want the address alone. */
+		size_t n = strlen(host);
+		char *h = host[0] == '[' && host[n - 1] == ']'
+			? strndup(host + 1, n - 2) : strdup(host);
 		if (!h) {
 			ret = -ENOMEM;
 		} else {
 			*ret_host = h;
-			*ret_port = port > 0 ? port : 80;
+			*ret_port = port > 0 ? port : https ? 443 : 80;
+			*ret_https = https;
 			ret = 0;
 		}
 	}
@@ -166,10 +178,10 @@ int peer_set_url(struct gw *gw, uint64_t id, const char *url)
 	if (!p && ps->by_id.n >= PEER_MAX_MEMBERS)
 		return -ENOSPC;
 	char *host, *u = strdup(url);
-	int port, ret;
+	int port, https, ret;
 	if (!u)
 		return -ENOMEM;
-	if ((ret = parse_url(url, &host, &port)) < 0) {
+	if ((ret = parse_url(url, &host, &port, &https)) < 0) {
 		free(u);
 		return ret;
 	}
@@ -197,6 +209,8 @@ int peer_set_url(struct gw *gw, uint64_t id, const char *url)
 	p->url = u;
 	p->host = host;
 	p->port = port;
+	p->https = https;
+	p->stale = 0;
 	p->seen = 1;
 	return 0;
 }
@@ -292,6 +306,13 @@ static void on_answer(struct evhttp_request *req, void *arg)
 		/* Unreachable: what waits is dropped (raftd copes with
 		 * loss), and so is what comes until the retry. */
 		uint64_t n = msgs + p->q_msgs;
+		const char *tls = gw_tls_conn_error(p->evcon);
+		p->stale = 1;
+		if (tls && gw_now_ms() >= p->warn_at_ms)
+			/* etcd's prober words it so. */
+			log_warn("rafthttp", "health check for peer %llx could "
+				 "not connect: %s", (unsigned long long)p->id,
+				 tls);
 		drain_queue(p);
 		p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2
 					      : PEER_BACKOFF_MIN_MS;
@@ -299,7 +320,7 @@ static void on_answer(struct evhttp_request *req, void *arg)
 			p->backoff_ms = PEER_BACKOFF_MAX_MS;
 		p->retry_at_ms = gw_now_ms() + p->backoff_ms;
 		pstat_active(gw, p->id, 0);
-		warn_drop(p, n, "peer unreachable");
+		warn_drop(p, n, tls ? tls : "peer unreachable");
 		return;
 	}
 	if (peer_conflict(gw, req))
@@ -316,8 +337,18 @@ static void on_answer(struct evhttp_request *req, void *arg)
 		pstat_add(gw, p->id, PS_SENT_BYTES, p->inflight_bytes);
 	p->backoff_ms = 0;
 	p->retry_at_ms = 0;
-	if (evbuffer_get_length(p->q))
+	/* A stale connection is replaced outside its own callback. */
+	if (evbuffer_get_length(p->q) && p->stale)
+		event_active(p->ps->flush_ev, EV_TIMEOUT, 0);
+	else if (evbuffer_get_length(p->q))
 		post(p);
+}
+
+static void on_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct peer *p = arg;
+	(void)evcon;
+	p->stale = 1;
 }
 
 void peer_add_headers(struct gw *gw, struct evkeyvalq *h, const char *host,
@@ -334,13 +365,14 @@ void peer_add_headers(struct gw *gw, struct evkeyvalq *h, const char *host,
 }
 
 int peer_addr(struct gw *gw, uint64_t id, const char **ret_host,
-	      int *ret_port)
+	      int *ret_port, int *ret_https)
 {
 	struct peer *p = gw->peers ? u64map_get(&gw->peers->by_id, id) : NULL;
 	if (!p)
 		return -ENOENT;
 	*ret_host = p->host;
 	*ret_port = p->port;
+	*ret_https = p->https;
 	return 0;
 }
 
@@ -356,13 +388,18 @@ void peer_nodelay(struct evhttp_connection *evcon)
 static void post(struct peer *p)
 {
 	struct peers *ps = p->ps;
+	if (p->evcon && p->stale) {
+		evhttp_connection_free(p->evcon);
+		p->evcon = NULL;
+	}
 	if (!p->evcon) {
-		p->evcon = evhttp_connection_base_new(ps->gw->base, NULL, p->host,
-						      (unsigned short)p->port);
+		p->evcon = gw_tls_connect(ps->gw, p->host, p->port, p->https);
 		if (!p->evcon)
 			goto fail;
+		p->stale = 0;
 		evhttp_connection_set_timeout(p->evcon, PEER_TIMEOUT_S);
 		evhttp_connection_set_retries(p->evcon, 0);
+		evhttp_connection_set_closecb(p->evcon, on_close, p);
 	}
 	struct evhttp_request *req = evhttp_request_new(on_answer, p);
 	if (!req)

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "gw.h"
+#include "gw_tls.h"
 #include "log.h"
 #include "peer.h"
 #include "raft.pb-c.h"
@@ -46,6 +47,7 @@ struct snap_tx {
 	EVP_MD_CTX *md;
 	char *host;
 	int port;
+	int https;
 	struct evhttp_connection *evcon;
 	struct event *ev;          /* stall timer; frees a dead transfer */
 	uint64_t started_ms;
@@ -276,7 +278,8 @@ static void on_answer(struct evhttp_request *req, void *arg)
 		pstat_add(gw, tx->to, PS_SENT_FAIL, 1);
 		pstat_active(gw, tx->to, 0);
 		if (code == 0) {
-			tx_end(tx, 1, 1, "peer unreachable");
+			const char *tls = gw_tls_conn_error(tx->evcon);
+			tx_end(tx, 1, 1, tls ? tls : "peer unreachable");
 			return;
 		}
 		if (peer_conflict(gw, req)) {
@@ -315,8 +318,7 @@ static void start_stream(struct snap_tx *tx)
 		tx_end(tx, 1, 1, "the snapshot has no files");
 		return;
 	}
-	tx->evcon = evhttp_connection_base_new(gw->base, NULL, tx->host,
-					       (unsigned short)tx->port);
+	tx->evcon = gw_tls_connect(gw, tx->host, tx->port, tx->https);
 	if (!tx->evcon) {
 		tx_end(tx, 1, 1, "out of memory");
 		return;
@@ -394,7 +396,7 @@ void snap_send_msg(struct gw *gw, const uint8_t *body, size_t len,
 {
 	struct snaps *s = gw->snaps;
 	const char *host;
-	int port;
+	int port, https;
 	if (!s) { /* shutting down: raft still expects an end */
 		report_failed(gw, to, "gatewayd is stopping");
 		return;
@@ -409,7 +411,7 @@ void snap_send_msg(struct gw *gw, const uint8_t *body, size_t len,
 		}
 		return;
 	}
-	if (peer_addr(gw, to, &host, &port) < 0) {
+	if (peer_addr(gw, to, &host, &port, &https) < 0) {
 		report_failed(gw, to, "no peer URL known");
 		return;
 	}
@@ -437,6 +439,7 @@ void snap_send_msg(struct gw *gw, const uint8_t *body, size_t len,
 		tx->msg = malloc(len);
 		tx->host = strdup(host);
 		tx->port = port;
+		tx->https = https;
 		tx->md = EVP_MD_CTX_new();
 		tx->ev = evtimer_new(gw->base, on_timer, tx);
 	}

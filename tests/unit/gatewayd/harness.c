@@ -614,19 +614,32 @@ void raw_close(struct raw *r)
 	memset(r, 0, sizeof(*r));
 }
 
+Ipc__WorkerConfig harness_cfg = IPC__WORKER_CONFIG__INIT;
+
+int harness_listen(const char *url, int peer)
+{
+	Ipc__Listener li = IPC__LISTENER__INIT;
+	int port;
+	int fd = listen_tcp(&port);
+	li.url = (char *)url;
+	li.peer = peer;
+	gatewayd_ops.on_listener(&w, &li, fd);
+	return port;
+}
+
 void harness_init(void)
 {
-	static Ipc__WorkerConfig cfg = IPC__WORKER_CONFIG__INIT;
+	Ipc__WorkerConfig *cfg = &harness_cfg;
 	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
-	cfg.member_id = MEMBER;
-	cfg.cluster_id = CLUSTER;
-	cfg.election_timeout_ms = 1000;
+	cfg->member_id = MEMBER;
+	cfg->cluster_id = CLUSTER;
+	cfg->election_timeout_ms = 1000;
 	w.base = base;
 	w.role = PROC_GATEWAYD;
 	w.ops = &gatewayd_ops;
 	w.arg = &gw;
-	w.cfg = &cfg;
+	w.cfg = cfg;
 	assert(gatewayd_ops.on_start(&w) == 0);
 	connect_peer(PROC_SUPERVISOR);
 	connect_peer(PROC_RAFTD);

@@ -77,7 +77,13 @@ extern int (*stor_hook)(const struct msg_hdr *hdr, const uint8_t *body,
 extern int (*raft_hook)(const struct msg_hdr *hdr, const uint8_t *body,
 			int fd);
 
+/* The configuration harness_init hands to gatewayd: a test may set more
+ * of it (TLS settings) before. */
+extern Ipc__WorkerConfig harness_cfg;
 void harness_init(void);
+/* Hands gatewayd one more listening socket on 127.0.0.1 for url (its
+ * scheme matters, its port not): the port. */
+int harness_listen(const char *url, int peer);
 void harness_done(void);
 void connect_peer(enum proc_role role);
 /* storaged restarts: its link goes down, a new one comes up. */

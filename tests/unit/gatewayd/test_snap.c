@@ -21,6 +21,7 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/evp.h>
 
+#include "certs.h"
 #include "harness.h"
 #include "peer.h"
 #include "raft.pb-c.h"
@@ -260,11 +261,19 @@ static void wait_status(int n, int ms)
 		pump_ms(1);
 }
 
+/* Built twice: plain, and with SNAP_TLS over an https peer listener. */
+#ifdef SNAP_TLS
+#define SCHEME "https"
+#else
+#define SCHEME "http"
+#endif
+static int send_port; /* where the snapshots go: our own peer listener */
+
 static void set_peer_url(int port)
 {
 	extra_member_id = PEER2;
 	snprintf(extra_member_url, sizeof(extra_member_url),
-		 "http://127.0.0.1:%d", port);
+		 SCHEME "://127.0.0.1:%d", port);
 	peer_storaged_up(&gw);
 	pump_ms(30);
 }
@@ -414,7 +423,7 @@ static void test_failures(void)
 	pump_ms(50);
 	CHECK(open_fds() == fds, "descriptors after unreachable: %d, before %d",
 	      open_fds(), fds);
-	set_peer_url(peer_port);
+	set_peer_url(send_port);
 
 	struct exchange *x = http(EVHTTP_REQ_GET, "/metrics", NULL);
 	CHECK(strstr(x->body, "etcd_network_snapshot_send_failures{To=\"1c2d3e4f5a6b7c8d\"} 4\n") &&
@@ -606,12 +615,25 @@ static void test_health(void)
 
 int main(void)
 {
+#ifdef SNAP_TLS
+	static Ipc__TlsInfo peer = IPC__TLS_INFO__INIT;
+	certs_make();
+	peer.cert_file = strdup(certs_path("m.crt"));
+	peer.key_file = strdup(certs_path("m.key"));
+	peer.trusted_ca_file = strdup(certs_path("ca.crt"));
+	peer.client_cert_auth = 1;
+	harness_cfg.peer_tls = &peer;
 	harness_init();
+	send_port = harness_listen("https://127.0.0.1:0", 1);
+#else
+	harness_init();
+	send_port = peer_port;
+#endif
 	rx_md = EVP_MD_CTX_new();
 	make_files();
 	stor_hook = on_stor;
 	raft_hook = on_raft;
-	set_peer_url(peer_port);
+	set_peer_url(send_port);
 	test_success();
 	test_one_in_flight();
 	test_failures();
@@ -622,5 +644,11 @@ int main(void)
 	remove_files();
 	EVP_MD_CTX_free(rx_md);
 	harness_done();
+#ifdef SNAP_TLS
+	certs_remove();
+	free(peer.cert_file);
+	free(peer.key_file);
+	free(peer.trusted_ca_file);
+#endif
 	return failures ? 1 : 0;
 }
