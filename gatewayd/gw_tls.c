@@ -204,7 +204,7 @@ static void info_cb(const SSL *ssl, int where, int ret)
 		return;
 	hs_unlink(tc);
 	if (tc->server)
-		log_reject(tc->t, ssl, why);
+		log_reject(tc->t, ssl, tc->err[0] ? tc->err : why);
 	else
 		snprintf(tc->err, sizeof(tc->err), "%s", why);
 }
@@ -398,6 +398,89 @@ const char *gw_tls_conn_error(struct evhttp_connection *evcon)
 	return tc && tc->err[0] ? tc->err : NULL;
 }
 
+/* tls_ctx's verification, which the peer check below adds to. */
+static int (*peer_verify_next)(int, X509_STORE_CTX *);
+
+/* 1 if the IP SAN (4 or 16 bytes) is the address in ss. */
+static int same_ip(const ASN1_OCTET_STRING *san, const struct sockaddr_storage *ss)
+{
+	const unsigned char *b = ASN1_STRING_get0_data(san);
+	int l = ASN1_STRING_length(san);
+	if (ss->ss_family == AF_INET && l == 4)
+		return memcmp(b, &((const struct sockaddr_in *)ss)->sin_addr, 4) == 0;
+	if (ss->ss_family == AF_INET6 && l == 16)
+		return memcmp(b, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16) == 0;
+	if (ss->ss_family == AF_INET6 && l == 4) { /* ::ffff:a.b.c.d */
+		const unsigned char *a =
+			((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+		static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0,
+							 0, 0, 0xff, 0xff};
+		return memcmp(a, mapped, 12) == 0 && memcmp(a + 12, b, 4) == 0;
+	}
+	return 0;
+}
+
+/*
+ * etcd's checkCertSAN on the peer port: a verified client certificate that
+ * names IP addresses must name the one the connection comes from (a stolen
+ * member certificate is of no use elsewhere). A certificate that names
+ * only DNS names is accepted: etcd resolves them, which would block this
+ * event loop; the chain was verified all the same.
+ */
+static int peer_verify_cb(int ok, X509_STORE_CTX *xs)
+{
+	if (peer_verify_next)
+		ok = peer_verify_next(ok, xs);
+	if (!ok || X509_STORE_CTX_get_error_depth(xs) != 0)
+		return ok;
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct tls_conn *tc = ssl ? SSL_get_ex_data(ssl, conn_idx) : NULL;
+	X509 *c = X509_STORE_CTX_get_current_cert(xs);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (!tc || !c || getpeername(SSL_get_fd(ssl), (struct sockaddr *)&ss, &sl) < 0)
+		return ok;
+	GENERAL_NAMES *gn = X509_get_ext_d2i(c, NID_subject_alt_name, NULL, NULL);
+	int ips = 0, dns = 0, match = 0;
+	char list[160] = "";
+	size_t o = 0;
+	for (int i = 0; gn && i < sk_GENERAL_NAME_num(gn); i++) {
+		GENERAL_NAME *g = sk_GENERAL_NAME_value(gn, i);
+		if (g->type == GEN_DNS) {
+			dns = 1;
+			continue;
+		}
+		if (g->type != GEN_IPADD)
+			continue;
+		int l = ASN1_STRING_length(g->d.iPAddress);
+		char ip[INET6_ADDRSTRLEN] = "";
+		if (l == 4 || l == 16)
+			inet_ntop(l == 4 ? AF_INET : AF_INET6,
+				  ASN1_STRING_get0_data(g->d.iPAddress), ip,
+				  sizeof(ip));
+		if (o + strlen(ip) + 3 < sizeof(list))
+			o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s",
+					      ips ? ", " : "", ip);
+		ips = 1;
+		match |= same_ip(g->d.iPAddress, &ss);
+	}
+	GENERAL_NAMES_free(gn);
+	if (!ips || match || dns)
+		return 1;
+	char from[INET6_ADDRSTRLEN + 8];
+	addr_text(SSL_get_fd(ssl), 1, from, sizeof(from));
+	char *colon = strrchr(from, ':');
+	if (colon)
+		*colon = 0;
+	snprintf(tc->err, sizeof(tc->err), "x509: certificate is valid for %s, not %s",
+		 list, from[0] == '[' ? from + 1 : from);
+	o = strlen(tc->err);
+	if (o && tc->err[o - 1] == ']')
+		tc->err[o - 1] = 0;
+	X509_STORE_CTX_set_error(xs, X509_V_ERR_IP_ADDRESS_MISMATCH);
+	return 0;
+}
+
 static int make_ctx(int server, const Ipc__TlsInfo *ti,
 		    const Ipc__WorkerConfig *cfg, SSL_CTX **ret_ctx,
 		    const char *what)
@@ -450,6 +533,11 @@ int gw_tls_init(struct gw *gw)
 	    cfg->peer_tls->cert_file[0] &&
 	    (r = make_ctx(1, cfg->peer_tls, cfg, &t->peer_srv, "peer")) < 0)
 		goto fail;
+	if (t->peer_srv && cfg->peer_tls->client_cert_auth) {
+		peer_verify_next = SSL_CTX_get_verify_callback(t->peer_srv);
+		SSL_CTX_set_verify(t->peer_srv, SSL_CTX_get_verify_mode(t->peer_srv),
+				   peer_verify_cb);
+	}
 	if ((r = make_ctx(0, cfg->peer_tls, cfg, &t->peer_cli, "peer")) < 0)
 		goto fail;
 	return 0;
