@@ -281,46 +281,32 @@ int config_check_bootstrap_mode(const struct config *c, struct cfg_error *err)
 	return 0;
 }
 
-/* Features that come in later issues: refused, never silently ignored. */
+/*
+ * Features that come in later issues: refused, never silently ignored.
+ * TLS (https URLs and the certificate flags) is checked by tls_conf.
+ */
 static int check_unsupported(struct config *c, struct cfg_error *err)
 {
 	static const enum flag_id url_flags[] = {
 		F_LISTEN_CLIENT_URLS, F_LISTEN_PEER_URLS,
 		F_ADVERTISE_CLIENT_URLS, F_INITIAL_ADVERTISE_PEER_URLS,
 	};
-	static const enum flag_id tls_str[] = {
-		F_CERT_FILE, F_KEY_FILE, F_TRUSTED_CA_FILE, F_CLIENT_CRL_FILE,
-		F_CLIENT_CERT_ALLOWED_HOSTNAME, F_PEER_CERT_FILE,
-		F_PEER_KEY_FILE, F_PEER_TRUSTED_CA_FILE, F_PEER_CRL_FILE,
-		F_PEER_CERT_ALLOWED_CN, F_PEER_CERT_ALLOWED_HOSTNAME,
-		F_CIPHER_SUITES, F_EXPERIMENTAL_ENABLE_V2V3,
-	};
-	static const enum flag_id tls_bool[] = {
-		F_AUTO_TLS, F_PEER_AUTO_TLS, F_CLIENT_CERT_AUTH,
-		F_PEER_CLIENT_CERT_AUTH, F_FORCE_NEW_CLUSTER,
-	};
 
 	for (size_t i = 0; i < sizeof(url_flags) / sizeof(url_flags[0]); i++) {
 		const struct url_list *l = cfg_urls(c, url_flags[i]);
-		if (any_scheme(l, "https", "unixs"))
-			return config_fail(err, CFG_ERR_PLAIN, NULL,
-					   "TLS (https URLs in --%s) is not supported yet",
-					   config_flags[url_flags[i]].name);
-		if (any_scheme(l, "unix", "unix"))
+		if (any_scheme(l, "unix", "unixs"))
 			return config_fail(err, CFG_ERR_PLAIN, NULL,
 					   "unix URLs (in --%s) are not supported yet",
 					   config_flags[url_flags[i]].name);
 	}
-	for (size_t i = 0; i < sizeof(tls_str) / sizeof(tls_str[0]); i++)
-		if (cfg_str(c, tls_str[i])[0])
-			return config_fail(err, CFG_ERR_PLAIN, NULL,
-					   "--%s is not supported yet",
-					   config_flags[tls_str[i]].name);
-	for (size_t i = 0; i < sizeof(tls_bool) / sizeof(tls_bool[0]); i++)
-		if (c->v[tls_bool[i]].b)
-			return config_fail(err, CFG_ERR_PLAIN, NULL,
-					   "--%s is not supported yet",
-					   config_flags[tls_bool[i]].name);
+	if (cfg_str(c, F_EXPERIMENTAL_ENABLE_V2V3)[0])
+		return config_fail(err, CFG_ERR_PLAIN, NULL,
+				   "--%s is not supported yet",
+				   config_flags[F_EXPERIMENTAL_ENABLE_V2V3].name);
+	if (c->v[F_FORCE_NEW_CLUSTER].b)
+		return config_fail(err, CFG_ERR_PLAIN, NULL,
+				   "--%s is not supported yet",
+				   config_flags[F_FORCE_NEW_CLUSTER].name);
 	if (cfg_urls(c, F_LISTEN_METRICS_URLS)->n)
 		return config_fail(err, CFG_ERR_PLAIN, NULL,
 				   "--listen-metrics-urls is not supported yet");

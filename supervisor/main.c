@@ -9,6 +9,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "autotls.h"
 #include "config.h"
 #include "datadir.h"
 #include "listen.h"
@@ -16,6 +17,7 @@
 #include "proc.h"
 #include "rpc.pb-c.h"
 #include "supervisor.h"
+#include "tls_conf.h"
 
 extern char **environ;
 
@@ -65,6 +67,7 @@ struct wcfg_store {
 	Etcdserverpb__Member *members;
 	Etcdserverpb__Member **member_ptrs;
 	char **member_urls;
+	Ipc__TlsInfo client_tls, peer_tls;
 };
 
 static char **url_strings(const struct url_list *l)
@@ -76,14 +79,31 @@ static char **url_strings(const struct url_list *l)
 	return v;
 }
 
+/* A side's TLS settings for the workers, or NULL when no flag set them. */
+static Ipc__TlsInfo *tls_info(const struct tls_side *s, Ipc__TlsInfo *ti)
+{
+	if (!s->given)
+		return NULL;
+	ipc__tls_info__init(ti);
+	ti->cert_file = (char *)s->cert_file;
+	ti->key_file = (char *)s->key_file;
+	ti->trusted_ca_file = (char *)s->trusted_ca_file;
+	ti->client_cert_auth = s->client_cert_auth;
+	ti->crl_file = (char *)s->crl_file;
+	ti->allowed_cn = (char *)s->allowed_cn;
+	ti->allowed_hostname = (char *)s->allowed_hostname;
+	ti->auto_tls = s->auto_tls;
+	return ti;
+}
+
 /*
  * bootstrap: a new cluster's member; join: a new member of a running one
  * (before discoveryd's answer: member_id 0). Both get the --initial-cluster
  * members, as raftd's first log entries or as what discoveryd matches.
  */
-static int build_wcfg(const struct config *c, uint64_t member_id,
-		      uint64_t cluster_id, const char *name, bool bootstrap,
-		      bool join, struct wcfg_store *st)
+static int build_wcfg(const struct config *c, const struct tls_conf *tls,
+		      uint64_t member_id, uint64_t cluster_id, const char *name,
+		      bool bootstrap, bool join, struct wcfg_store *st)
 {
 	Ipc__WorkerConfig *w = &st->w;
 	static const enum flag_id lf[4] = {
@@ -155,6 +175,10 @@ static int build_wcfg(const struct config *c, uint64_t member_id,
 	w->auto_compaction_mode = (char *)cfg_str(c, F_AUTO_COMPACTION_MODE);
 	w->wal_dir = (char *)cfg_str(c, F_WAL_DIR);
 	w->strict_reconfig_check = c->v[F_STRICT_RECONFIG_CHECK].b;
+	w->client_tls = tls_info(&tls->client, &st->client_tls);
+	w->peer_tls = tls_info(&tls->peer, &st->peer_tls);
+	w->n_cipher_suites = tls->n_ciphers;
+	w->cipher_suites = tls->ciphers;
 	return 0;
 }
 
@@ -170,6 +194,7 @@ static void wcfg_store_clear(struct wcfg_store *st)
 /* A joining member's state while discoveryd fetches the cluster. */
 struct join_ctx {
 	const struct config *c;
+	const struct tls_conf *tls;
 	const char *dir;
 	struct identity *id;
 	struct wcfg_store st; /* the workers' configuration, once joined */
@@ -198,7 +223,7 @@ static int joined(void *arg, Ipc__JoinResult *r,
 	log_info("etcdserver", "starting member %016llx in cluster %016llx",
 		 (unsigned long long)r->member_id,
 		 (unsigned long long)r->cluster_id);
-	if (build_wcfg(j->c, r->member_id, r->cluster_id, j->id->name,
+	if (build_wcfg(j->c, j->tls, r->member_id, r->cluster_id, j->id->name,
 				false, true, &j->st) < 0) {
 		log_crit(PKG, "out of memory");
 		return -1;
@@ -217,6 +242,37 @@ static void log_urls(const char *what, const struct url_list *l)
 	free(s);
 }
 
+static void tls_note(void *arg, enum log_level lvl, const char *pkg,
+		     const char *text)
+{
+	(void)arg;
+	log_msg(lvl, pkg, "%s", text);
+}
+
+/* etcd's ClientSelfCert / PeerSelfCert: 0, or -1 once logged. */
+static int self_certs(const struct config *c, const struct tls_conf *tls)
+{
+	const struct {
+		const struct tls_side *s;
+		enum flag_id urls;
+	} sides[] = {
+		{&tls->peer, F_LISTEN_PEER_URLS},
+		{&tls->client, F_LISTEN_CLIENT_URLS},
+	};
+	for (size_t i = 0; i < 2; i++) {
+		char err[1024];
+		if (!sides[i].s->auto_tls)
+			continue;
+		/* The SANs are the hosts the member listens on, as etcd's. */
+		if (autotls_ensure(sides[i].s->auto_dir, cfg_urls(c, sides[i].urls),
+				   err, sizeof(err)) < 0) {
+			log_crit("embed", "could not get certs (%s)", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int run(int argc, char **argv)
 {
 	struct config c;
@@ -225,6 +281,7 @@ static int run(int argc, char **argv)
 	size_t n_ls = 0;
 	struct identity id;
 	struct wcfg_store st;
+	struct tls_conf tls;
 	struct join_ctx jc;
 	struct sup_join join = { joined, &jc };
 	bool joining = false;
@@ -232,6 +289,7 @@ static int run(int argc, char **argv)
 
 	memset(&c, 0, sizeof(c));
 	memset(&st, 0, sizeof(st));
+	memset(&tls, 0, sizeof(tls));
 	memset(&jc, 0, sizeof(jc));
 	if (config_parse(&c, argc, argv, environ, &e) < 0) {
 		code = report(&c, &e);
@@ -272,6 +330,21 @@ static int run(int argc, char **argv)
 	if (strlen(cfg_str(&c, F_NAME)) >= sizeof(id.name)) {
 		fprintf(stderr, "etcd: --name is longer than %zu bytes\n",
 			sizeof(id.name) - 1);
+		goto out;
+	}
+	/* TLS: every file is checked before anything is bound or written. */
+	r = tls_conf_init(&tls, &c);
+	if (r == -E2BIG) {
+		fprintf(stderr, "etcd: --cipher-suites lists more than %d suites\n",
+			TLS_CIPHERS_MAX);
+		goto out;
+	}
+	if (r < 0) {
+		log_crit(PKG, "out of memory");
+		goto out;
+	}
+	if (tls_conf_check(&tls, &c, tls_note, NULL, &e) < 0) {
+		code = report(NULL, &e);
 		goto out;
 	}
 	if (initialized) {
@@ -318,6 +391,8 @@ static int run(int argc, char **argv)
 			 strerror(-r));
 		goto out;
 	}
+	if (self_certs(&c, &tls) < 0)
+		goto out;
 	if (!initialized && !joining) {
 		r = identity_write(dir, &id);
 		if (r < 0) {
@@ -351,13 +426,19 @@ static int run(int argc, char **argv)
 			 (unsigned long long)id.member_id,
 			 (unsigned long long)id.cluster_id);
 	}
+	if (!tls_side_empty(&tls.client)) {
+		char line[4096];
+		tls_side_string(&tls.client, line, sizeof(line));
+		log_info("embed", "ClientTLS: %s", line);
+	}
 
-	if (build_wcfg(&c, id.member_id, id.cluster_id, id.name,
+	if (build_wcfg(&c, &tls, id.member_id, id.cluster_id, id.name,
 		       !initialized && !joining, joining, &st) < 0) {
 		log_crit(PKG, "out of memory");
 		goto out;
 	}
 	jc.c = &c;
+	jc.tls = &tls;
 	jc.dir = dir;
 	jc.id = &id;
 	code = supervisor_run(&st.w, joining ? &join : NULL, ls, n_ls);
@@ -366,6 +447,7 @@ out:
 		listener_close(&ls[i]);
 	wcfg_store_clear(&st);
 	wcfg_store_clear(&jc.st);
+	tls_conf_clear(&tls);
 	if (jc.r)
 		protobuf_c_message_free_unpacked(&jc.r->base, NULL);
 	config_clear(&c);

@@ -73,6 +73,19 @@ static void on_listener(struct worker *w, const Ipc__Listener *l, int fd)
 	close(fd);
 }
 
+/* "client tls: cert=... key=... ca=... cca=0 auto=1" (or "none"). */
+static void log_tls(struct worker *w, const char *side, const Ipc__TlsInfo *t)
+{
+	if (!t) {
+		log_info("stub", "%s: %s tls: none", proc_name(w->role), side);
+		return;
+	}
+	log_info("stub", "%s: %s tls: cert=%s key=%s ca=%s cca=%d crl=%s cn=%s host=%s auto=%d",
+		 proc_name(w->role), side, t->cert_file, t->key_file,
+		 t->trusted_ca_file, (int)t->client_cert_auth, t->crl_file,
+		 t->allowed_cn, t->allowed_hostname, (int)t->auto_tls);
+}
+
 static int on_start(struct worker *w)
 {
 	/* The test makes one role fail as a real worker would. */
@@ -84,6 +97,10 @@ static int on_start(struct worker *w)
 		 (unsigned long long)w->cfg->member_id, (int)w->cfg->bootstrap,
 		 w->cfg->n_initial_members);
 	if (w->role == PROC_GATEWAYD) {
+		log_tls(w, "client", w->cfg->client_tls);
+		log_tls(w, "peer", w->cfg->peer_tls);
+		for (size_t i = 0; i < w->cfg->n_cipher_suites; i++)
+			log_info("stub", "gatewayd: cipher %s", w->cfg->cipher_suites[i]);
 		usr1 = evsignal_new(w->base, SIGUSR1, on_usr1, w);
 		if (!usr1 || event_add(usr1, NULL) < 0)
 			worker_fatal(w, "cannot catch SIGUSR1");

@@ -371,21 +371,61 @@ static void bootstrap(void)
 			"b=http://127.0.0.77:2380 has duplicate url");
 
 	/* Later features: refused by name, never ignored. */
-	expect_boot_err(A("--auto-tls"), CFG_ERR_PLAIN, "--auto-tls is not supported yet");
-	expect_boot_err(A("--peer-auto-tls"), CFG_ERR_PLAIN, "--peer-auto-tls is not supported yet");
-	expect_boot_err(A("--cert-file", "c", "--key-file", "k"), CFG_ERR_PLAIN,
-			"--cert-file is not supported yet");
-	expect_boot_err(A("--peer-key-file", "k"), CFG_ERR_PLAIN,
-			"--peer-key-file is not supported yet");
-	expect_boot_err(A("--client-cert-auth"), CFG_ERR_PLAIN,
-			"--client-cert-auth is not supported yet");
-	expect_boot_err(A("--peer-client-cert-auth=true"), CFG_ERR_PLAIN,
-			"--peer-client-cert-auth is not supported yet");
-	expect_boot_err(A("--trusted-ca-file", "ca"), CFG_ERR_PLAIN,
-			"--trusted-ca-file is not supported yet");
-	expect_boot_err(A("--listen-client-urls", "https://127.0.0.1:2379",
-			  "--advertise-client-urls", "https://127.0.0.1:2379"),
-			CFG_ERR_PLAIN, "TLS (https URLs in --listen-client-urls) is not supported yet");
+	expect_boot_err(A("--listen-client-urls", "unixs://127.0.0.1:2379",
+			  "--advertise-client-urls", "http://127.0.0.1:2379"),
+			CFG_ERR_PLAIN, "unix URLs (in --listen-client-urls) are not supported yet");
+	expect_boot_err(A("--listen-peer-urls", "unix://127.0.0.1:2380"), CFG_ERR_PLAIN,
+			"unix URLs (in --listen-peer-urls) are not supported yet");
+	expect_boot_err(A("--force-new-cluster"), CFG_ERR_PLAIN,
+			"--force-new-cluster is not supported yet");
+	expect_boot_err(A("--experimental-enable-v2v3", "/v2"), CFG_ERR_PLAIN,
+			"--experimental-enable-v2v3 is not supported yet");
+	/* TLS flags and https URLs pass (tls_conf checks them, see test_tls). */
+	{
+		static const char *const tls_args[][12] = {
+			{"--auto-tls", "--peer-auto-tls"},
+			{"--cert-file", "c", "--key-file", "k", "--client-cert-auth",
+			 "--trusted-ca-file", "ca", "--client-crl-file", "crl"},
+			{"--peer-cert-file", "c", "--peer-key-file", "k",
+			 "--peer-client-cert-auth=true", "--peer-crl-file", "x"},
+			{"--peer-cert-allowed-cn", "a", "--peer-cert-allowed-hostname", "h",
+			 "--client-cert-allowed-hostname", "h", "--cipher-suites",
+			 "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"},
+			{"--peer-trusted-ca-file", "ca"},
+			{"--listen-client-urls", "https://127.0.0.1:2379",
+			 "--advertise-client-urls", "https://127.0.0.1:2379",
+			 "--listen-peer-urls", "https://127.0.0.1:2380",
+			 "--initial-advertise-peer-urls", "https://127.0.0.1:2380",
+			 "--initial-cluster", "default=https://127.0.0.1:2380"},
+		};
+		for (size_t i = 0; i < sizeof(tls_args) / sizeof(tls_args[0]); i++) {
+			const char *args[14] = {0};
+			for (size_t k = 0; k < 12 && tls_args[i][k]; k++)
+				args[k] = tls_args[i][k];
+			parse(&t, args, NOENV);
+			CHECK(t.r == 0);
+			CHECK(config_bootstrap(&t.c, false, &t.e) == 0);
+			if (t.e.msg[0])
+				fprintf(stderr, "  %zu: %s\n", i, t.e.msg);
+			config_clear(&t.c);
+		}
+		/* The guide's cluster over https, from the ETCD_* variables. */
+		parse(&t, A("--name", "infra0"),
+		      ((const char *const[]){
+			      "ETCD_INITIAL_ADVERTISE_PEER_URLS=https://10.0.1.10:2380",
+			      "ETCD_INITIAL_CLUSTER=infra0=https://10.0.1.10:2380,"
+			      "infra1=https://10.0.1.11:2380,infra2=https://10.0.1.12:2380",
+			      "ETCD_AUTO_TLS=true", "ETCD_PEER_AUTO_TLS=true",
+			      "ETCD_CERT_FILE=/x/c.crt", NULL}));
+		CHECK(t.r == 0);
+		CHECK(t.c.v[F_AUTO_TLS].b && t.c.v[F_PEER_AUTO_TLS].b);
+		CHECK_STR(cfg_str(&t.c, F_CERT_FILE), "/x/c.crt");
+		CHECK(config_bootstrap(&t.c, false, &t.e) == 0);
+		if (t.e.msg[0])
+			fprintf(stderr, "  %s\n", t.e.msg);
+		CHECK(t.c.n_members == 3);
+		config_clear(&t.c);
+	}
 	expect_err(A("--discovery", "http://127.0.0.1:1/x"), NOENV, CFG_ERR_PLAIN,
 		   "--discovery is not supported yet");
 	expect_err(A("--discovery-srv", "example.com"), NOENV, CFG_ERR_PLAIN,

@@ -364,6 +364,85 @@ static void lifecycle(void)
 	CHECK(strstr(slurp("restart.log"), "stopping the member"));
 }
 
+static char *surl(int port_off)
+{
+	static char bufs[8][64];
+	static int k;
+	char *b = bufs[k++ % 8];
+	snprintf(b, 64, "https://%s:%d", host, port_base + port_off);
+	return b;
+}
+
+static bool same_file(const char *a, const char *b)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "cmp -s '%s/%s' '%s/%s'", tmp, a, tmp, b);
+	return system(cmd) == 0;
+}
+
+/*
+ * TLS: https without a certificate stops the start with nothing written;
+ * auto TLS makes the fixtures once, the workers get their paths, a restart
+ * reuses them.
+ */
+static void tls(void)
+{
+	char ic[128], line[1200];
+	snprintf(ic, sizeof(ic), "t=%s", surl(11));
+	pid_t p = start("tls-bad.log", (const char *const[]){
+		"--data-dir", "tb.etcd", "--name", "t",
+		"--listen-client-urls", url(10), "--advertise-client-urls", url(10),
+		"--listen-peer-urls", surl(11), "--initial-advertise-peer-urls", surl(11),
+		"--initial-cluster", ic, NULL});
+	CHECK(wait_exit(p, 5000) == 1);
+	snprintf(line, sizeof(line), "C | etcdmain: cannot listen on TLS for %s:%d: "
+		 "KeyFile and CertFile are not presented\n", host, port_base + 11);
+	CHECK(strstr(slurp("tls-bad.log"), line));
+	CHECK(!exists("tb.etcd"));
+
+	const char *const args[] = {
+		"--data-dir", "ta.etcd", "--name", "t",
+		"--listen-client-urls", surl(10), "--advertise-client-urls", surl(10),
+		"--listen-peer-urls", surl(11), "--initial-advertise-peer-urls", surl(11),
+		"--initial-cluster", ic, "--auto-tls", "--peer-auto-tls",
+		"--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+		"--peer-cert-allowed-cn", "infra0", NULL};
+	for (int round = 0; round < 2; round++) {
+		const char *log = round ? "tls-again.log" : "tls.log";
+		pid_t sup = start(log, args);
+		/* Relative, as the data dir is (etcd's too). */
+		CHECK(wait_log(log, "gatewayd: client tls: cert=ta.etcd/fixtures/"
+			 "client/cert.pem key=ta.etcd/fixtures/client/key.pem ca= cca=0 "
+			 "crl= cn= host= auto=1", 5000));
+		CHECK(wait_log(log, "gatewayd: peer tls: cert=ta.etcd/fixtures/"
+			 "peer/cert.pem key=ta.etcd/fixtures/peer/key.pem ca= cca=0 "
+			 "crl= cn=infra0 host= auto=1", 5000));
+		CHECK(strstr(slurp(log), "gatewayd: cipher TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"));
+		CHECK(strstr(slurp(log), "I | embed: peerTLS: cert = ta.etcd/fixtures/peer/"
+			 "cert.pem, key = ta.etcd/fixtures/peer/key.pem, trusted-ca = , "
+			 "client-cert-auth = false, crl-file = \n"));
+		CHECK(strstr(slurp(log), "I | embed: ClientTLS: cert = ta.etcd/fixtures/"
+			 "client/cert.pem, key = ta.etcd/fixtures/client/key.pem, trusted-ca = , "
+			 "client-cert-auth = false, crl-file = \n"));
+		CHECK(exists("ta.etcd/fixtures/peer/key.pem"));
+		CHECK(exists("ta.etcd/fixtures/client/cert.pem"));
+		kill(sup, SIGTERM);
+		CHECK(wait_exit(sup, 10000) == 0);
+		if (round == 0) {
+			char cmd[600];
+			snprintf(cmd, sizeof(cmd), "cp '%s/ta.etcd/fixtures/peer/cert.pem' "
+				 "'%s/peer-first.pem'", tmp, tmp);
+			CHECK(system(cmd) == 0);
+		}
+	}
+	CHECK(same_file("ta.etcd/fixtures/peer/cert.pem", "peer-first.pem"));
+	CHECK(!same_file("ta.etcd/fixtures/peer/cert.pem", "ta.etcd/fixtures/client/cert.pem"));
+
+	/* No TLS flag: the workers get no TlsInfo. */
+	CHECK(strstr(slurp("run.log"), "gatewayd: client tls: none"));
+	CHECK(strstr(slurp("run.log"), "gatewayd: peer tls: none"));
+}
+
 /* A worker's MSG_FATAL: "etcd: <message>", everything stops, exit 1. */
 static void fatal(void)
 {
@@ -418,10 +497,12 @@ int main(int argc, char **argv)
 	lifecycle();
 	fatal();
 	no_orphans();
+	tls();
 
 	/* Under -fsanitize, any report in any process's stderr is a failure. */
 	static const char *const logs[] = {"bad.log", "guide.log", "port.log", "run.log",
-					   "restart.log", "orphan.log", "fatal.log"};
+					   "restart.log", "orphan.log", "fatal.log",
+					   "tls-bad.log", "tls.log", "tls-again.log"};
 	for (size_t i = 0; i < sizeof(logs) / sizeof(logs[0]); i++) {
 		CHECK(!strstr(slurp(logs[i]), "Sanitizer"));
 		CHECK(!strstr(slurp(logs[i]), "runtime error:"));
