@@ -220,7 +220,7 @@ static int joined(void *arg, Ipc__JoinResult *r,
 			 strerror(-e));
 		return -1;
 	}
-	log_info("etcdserver", "starting member %016llx in cluster %016llx",
+	log_info("etcdserver", "starting member %llx in cluster %llx",
 		 (unsigned long long)r->member_id,
 		 (unsigned long long)r->cluster_id);
 	if (build_wcfg(j->c, j->tls, r->member_id, r->cluster_id, j->id->name,
@@ -418,11 +418,11 @@ static int run(int argc, char **argv)
 		log_urls("initial advertise peer URLs",
 			 cfg_urls(&c, F_INITIAL_ADVERTISE_PEER_URLS));
 		if (!joining)
-			log_info("etcdserver", "starting member %016llx in cluster %016llx",
+			log_info("etcdserver", "starting member %llx in cluster %llx",
 				 (unsigned long long)id.member_id,
 				 (unsigned long long)id.cluster_id);
 	} else {
-		log_info("etcdserver", "restarting member %016llx in cluster %016llx",
+		log_info("etcdserver", "restarting member %llx in cluster %llx",
 			 (unsigned long long)id.member_id,
 			 (unsigned long long)id.cluster_id);
 	}

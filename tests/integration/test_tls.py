@@ -69,6 +69,9 @@ def pki(tmp_path_factory):
     p["other_client"] = p["other"].issue("other-client", eku=("clientAuth",), kind="ec")
     # a certificate from the peer CA: known to the members, but not for client traffic
     p["peer_ca_client"] = p["ca_peer"].issue("peer-ca-client", eku=("clientAuth",))
+    for side in ("client", "peer"):
+        p["infra3_" + side] = p["ca_" + side].issue("infra3-" + side, cn="infra3",
+                                                    ips=[INFRA3_HOST, "127.0.0.1"])
     p["infra3_evil"] = p["other"].issue("infra3-peer-evil", cn="infra3",
                                         ips=[INFRA3_HOST, "127.0.0.1"])
     p["infra2_evil"] = p["other"].issue("infra2-peer-evil", cn="infra2",
@@ -338,6 +341,44 @@ def test_guide_peer_from_another_ca_cannot_join(members, pki):
         wait_until(lambda m=m: len(m.client.ok("/v3/cluster/member/list", {})["members"]) == 3,
                    10, 0.1, "infra3 to be gone from %s's list" % m.name)
         assert put(m, "tls/after", m.name).status == 200
+
+
+def test_guide_join_over_https(members, pki):
+    """Runtime reconfiguration over TLS: infra3, added with member add and holding a peer
+    certificate from the cluster's CA, fetches the membership from an https peer port
+    (with its certificate as client certificate) and joins."""
+    guide_hosts_free()
+    ms = [new_guide_member(members, i, guide_tls_flags(i, pki), ctx_good(pki), pki)
+          for i in range(3)]
+    start_all(ms)
+    assert put(ms[0], "tls/join-before", "1").status == 200
+    url3 = "https://%s:2380" % INFRA3_HOST
+    r = reconfigure(ms[0], "add", {"peerURLs": [url3]})
+    assert r.status == 200, r
+    d = pki["dir"]
+    crt, key = pki["infra3_peer"]
+    ccrt, ckey = pki["infra3_client"]
+    args = ["--name", "infra3", "--initial-advertise-peer-urls", url3,
+            "--listen-peer-urls", url3,
+            "--listen-client-urls", "https://%s:2379" % INFRA3_HOST,
+            "--advertise-client-urls", "https://%s:2379" % INFRA3_HOST,
+            "--initial-cluster", GUIDE_CLUSTER + ",infra3=" + url3,
+            "--initial-cluster-state", "existing",
+            "--client-cert-auth", "--trusted-ca-file=%s/ca-client.crt" % d,
+            "--cert-file=%s" % ccrt, "--key-file=%s" % ckey,
+            "--peer-client-cert-auth", "--peer-trusted-ca-file=%s" % pki["ca_peer"].crt,
+            "--peer-cert-file=%s" % crt, "--peer-key-file=%s" % key]
+    m3 = members.new("infra3", plain=True, host=INFRA3_HOST, args=args)
+    m3.client = tlslib.TlsClient(INFRA3_HOST, 2379, ctx_good(pki))
+    m3.spawn()
+    m3.wait_healthy()
+    assert m3.client.get_value("tls/join-before") == b"1"
+    assert put(m3, "tls/join-after", "1").status == 200
+    for m in ms:
+        wait_until(lambda m=m: m.client.get_value("tls/join-after") == b"1", 10, 0.1,
+                   "%s to read the write made through infra3" % m.name)
+    names = {x.get("name") for x in m3.client.ok("/v3/cluster/member/list", {})["members"]}
+    assert names == {"infra0", "infra1", "infra2", "infra3"}
 
 
 @pytest.mark.slow

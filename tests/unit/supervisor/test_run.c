@@ -346,7 +346,7 @@ static void lifecycle(void)
 			args[i + 1] = "other-token";
 	sup = start("restart.log", args);
 	CHECK(wait_log("restart.log", "the server is already initialized as member before", 5000));
-	snprintf(line, sizeof(line), "restarting member %016llx", (unsigned long long)want);
+	snprintf(line, sizeof(line), "restarting member %llx", (unsigned long long)want);
 	CHECK(wait_log("restart.log", line, 5000));
 	d = wait_child(sup, "discoveryd", 0, 5000);
 	CHECK(d > 0);
