@@ -578,6 +578,37 @@ def test_cipher_suites(members, tmp_path):
     assert m.client.put("c/k", "v")
 
 
+@pytest.mark.parametrize("flag", ["--peer-cert-allowed-cn", "--peer-cert-allowed-hostname"])
+def test_peer_cert_allowed_cn_and_hostname(members, tmp_path, flag):
+    """--peer-cert-allowed-cn admits only peer certificates with that common name,
+    --peer-cert-allowed-hostname only those naming that host (in the SANs); both on top of
+    the CA's signature."""
+    host = etcdlib.fresh_host()
+    ca, srv, cli = one_ca(tmp_path, [host])
+    ok_args = {"--peer-cert-allowed-cn": dict(cn="member.example"),
+               "--peer-cert-allowed-hostname": dict(cn="x", dns=["member.example"])}[flag]
+    bad_args = {"--peer-cert-allowed-cn": dict(cn="intruder.example"),
+                "--peer-cert-allowed-hostname": dict(cn="x", dns=["intruder.example"])}[flag]
+    # the connection's own address in the SANs too: the peer port checks it (etcd's
+    # checkCertSAN), and it would otherwise resolve the DNS names to compare
+    good = ca.issue("allowed", eku=("clientAuth",), ips=["127.0.0.1"], **ok_args)
+    bad = ca.issue("denied", eku=("clientAuth",), ips=["127.0.0.1"], **bad_args)
+    m = single(members, "allowed", host, ["https://%s:2379" % host], "https://%s:2380" % host,
+               ["--cert-file", str(srv[0]), "--key-file", str(srv[1]),
+                "--peer-cert-file", str(srv[0]), "--peer-key-file", str(srv[1]),
+                "--peer-client-cert-auth", "--peer-trusted-ca-file", str(ca.crt),
+                flag, "member.example"],
+               tlslib.context(ca=ca.crt))
+    m.start()
+    answers(host, 2380, tlslib.context(ca=ca.crt, cert=good[0], key=good[1]))
+    before = rejections(m)
+    err, line = tlslib.handshake(host, 2380, tlslib.context(ca=ca.crt, cert=bad[0], key=bad[1]))
+    assert err is not None, "a peer certificate for another name was served: %r" % line
+    wait_until(lambda: rejections(m) > before, 5, 0.05, "the refusal to be logged")
+    # the client port is not concerned
+    assert m.client.put("allowed/k", "v")
+
+
 def test_tls_versions(members, tmp_path):
     """TLS 1.2 and 1.3 are served (default suites); TLS 1.0/1.1 are refused."""
     host = etcdlib.fresh_host()
