@@ -43,8 +43,12 @@ GUIDE_CLUSTER = ",".join("infra%d=https://%s:2380" % (i, h) for i, h in enumerat
 # A client certificate refused: etcd (Go) always sends the bad_certificate alert; OpenSSL
 # sends TLS 1.3's certificate_required for a missing one (handshake_failure in TLS 1.2) and
 # unknown_ca for one from another CA. Any of them is a refusal before a byte is served.
+# In TLS 1.3 the client's handshake is over before the server has judged its certificate,
+# so the client may already have sent its request: the server's close then resets the
+# connection and the alert can be lost on the way (seen under ASan's slower timing).
 BAD_CERT = ("SSLV3_ALERT_BAD_CERTIFICATE", "TLSV13_ALERT_CERTIFICATE_REQUIRED",
-            "SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV1_ALERT_UNKNOWN_CA")
+            "SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV1_ALERT_UNKNOWN_CA",
+            "EOF occurred in violation of protocol", "Connection reset by peer")
 VERIFY_FAILED = "CERTIFICATE_VERIFY_FAILED"
 REJECTED = 'rejected connection from "'
 
