@@ -9,7 +9,7 @@ pkgs=(
 	libprotobuf-c-dev protobuf-c-compiler
 	python3 python3-pytest
 	etcd-server etcd-client
-	wrk curl procps iproute2
+	wrk curl procps iproute2 dnsmasq-base
 )
 
 missing=()
