@@ -2,20 +2,17 @@
  * discoveryd: produces the initial cluster of a new member. For a static
  * cluster (--initial-cluster) the supervisor already has it. A new member
  * joining a running cluster (--initial-cluster-state existing) gets it
- * here from the other members' peer ports (join_*.c); the supervisor starts
- * the other workers once it has the answer. Otherwise, and afterwards, this
+ * here from the other members' peer ports (join_*.c), and a new cluster
+ * bootstrapped from DNS SRV records (--discovery-srv) from the records
+ * (bootstrap_srv.c, srv*.c); the supervisor starts the other workers once
+ * it has the answer. Otherwise, and afterwards, this
  * worker waits to be stopped (SIGTERM, or the supervisor's link closing:
  * common/worker.c).
  *
- * Still to come (later issues), all of it here and nowhere else:
- * - etcd's v2 discovery protocol against --discovery (register this member
- *   under the discovery URL, wait for _config/size members, honouring
- *   --discovery-proxy / ETCD_DISCOVERY_PROXY and --discovery-fallback);
- * - DNS SRV bootstrap with ldns (_etcd-server-ssl[-name]._tcp.<domain>,
- *   then _etcd-server[-name]._tcp.<domain>), resolving the targets and
- *   checking that one of them is this member's advertised peer URL;
- * - sending the result (members, token, state) to the supervisor, which
- *   computes the IDs and starts raftd with them.
+ * Still to come (issue 7), here and nowhere else: etcd's v2 discovery
+ * protocol against --discovery (register this member under the discovery
+ * URL, wait for _config/size members, honouring --discovery-proxy /
+ * ETCD_DISCOVERY_PROXY and --discovery-fallback).
  * It stays idle when the data dir already holds a WAL.
  */
 #include <string.h>
@@ -41,6 +38,13 @@ static int on_start(struct worker *w)
 {
 	/* member_id is set once the join's result is known: a restarted
 	 * discoveryd has nothing left to do. */
+	if (w->cfg->discovery_srv && w->cfg->discovery_srv[0] &&
+	    !w->cfg->member_id) {
+		/* Blocking lookups, each bounded: nothing else runs here yet. */
+		if (bootstrap_srv(w) < 0)
+			worker_fatal(w, "discoveryd: out of memory");
+		return 0;
+	}
 	if (w->cfg->join && !w->cfg->member_id) {
 		int r = join_start(w);
 		if (r < 0)

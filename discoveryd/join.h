@@ -24,6 +24,11 @@ struct worker;
 /* Members we accept in an answer (each becomes a peer connection). */
 #define JOIN_MAX_MEMBERS 1024
 
+/* bootstrap_srv.c: a new cluster from DNS SRV records; MSG_JOIN_RESULT
+ * (with bootstrap set, or an error) is sent before it returns. 0 or
+ * -ENOMEM. */
+int bootstrap_srv(struct worker *w);
+
 /* join_fetch.c: starts the fetch; MSG_JOIN_RESULT follows. 0 or -errno. */
 int join_start(struct worker *w);
 /* Frees what join_start set up (at the worker's stop). */

@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <event2/dns.h>
 #include <event2/http.h>
 
 #include "gatewayd.h"
@@ -478,6 +479,25 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	pending_expire(gw, gw_now_ms());
 }
 
+/* The resolver ETCDC_RESOLVER names: "IP[:port]" or a resolv.conf file. */
+static int dns_init(struct gw *gw, const char *res)
+{
+	if (!res || !res[0])
+		return 0;
+	gw->dns = evdns_base_new(gw->base, 0);
+	if (!gw->dns)
+		return -ENOMEM;
+	int r = strchr(res, '/')
+		? evdns_base_resolv_conf_parse(gw->dns, DNS_OPTIONS_ALL, res)
+		: evdns_base_nameserver_ip_add(gw->dns, res);
+	if (r != 0) {
+		log_crit("etcdmain", "cannot use the resolver %s (ETCDC_RESOLVER)",
+			 res);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int gw_init(struct gw *gw, struct worker *w)
 {
 	const Ipc__WorkerConfig *cfg = w->cfg;
@@ -512,7 +532,8 @@ int gw_init(struct gw *gw, struct worker *w)
 		return -ENOMEM;
 	}
 	int r;
-	if ((r = gw_tls_init(gw)) < 0 || (r = peer_init(gw)) < 0 ||
+	if ((r = dns_init(gw, cfg->dns_resolver)) < 0 ||
+	    (r = gw_tls_init(gw)) < 0 || (r = peer_init(gw)) < 0 ||
 	    (r = snap_init(gw)) < 0) {
 		gw_done(gw);
 		return r;
@@ -539,6 +560,10 @@ void gw_done(struct gw *gw)
 	pstat_done(gw);
 	/* After every connection: their SSLs point at it. */
 	gw_tls_done(gw);
+	/* Pending lookups fail (1): their connections are gone already. */
+	if (gw->dns)
+		evdns_base_free(gw->dns, 1);
+	gw->dns = NULL;
 	if (gw->ri_ev)
 		event_free(gw->ri_ev);
 	if (gw->tick)

@@ -123,6 +123,10 @@ struct gw {
 	int learner;                /* this member is a learner */
 	int member;                 /* in its own configuration (not joining) */
 
+	/* Peer host names are resolved here when the configuration names a
+	 * resolver (ETCDC_RESOLVER); NULL: the system's, as libevent does. */
+	struct evdns_base *dns;
+
 	struct gw_listener *listeners;
 	int accepting;              /* listeners enabled */
 	struct u64map conns;        /* evcon address -> struct conn */

@@ -355,7 +355,7 @@ struct evhttp_connection *gw_tls_connect(struct gw *gw, const char *host,
 {
 	struct gw_tls *t = gw->tls;
 	if (!https)
-		return evhttp_connection_base_new(gw->base, NULL, host,
+		return evhttp_connection_base_new(gw->base, gw->dns, host,
 						  (unsigned short)port);
 	if (!t || !t->peer_cli)
 		return NULL;
@@ -383,7 +383,7 @@ struct evhttp_connection *gw_tls_connect(struct gw *gw, const char *host,
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	struct evhttp_connection *evcon = evhttp_connection_base_bufferevent_new(
-		gw->base, NULL, bev, host, (unsigned short)port);
+		gw->base, gw->dns, bev, host, (unsigned short)port);
 	if (!evcon)
 		bufferevent_free(bev);
 	return evcon;

@@ -211,8 +211,16 @@ static int check_new_member(struct config *c, struct cfg_error *err)
 		}
 		ic = own;
 	}
-	r = parse_initial_cluster(c, ic, err);
+	r = config_initial_cluster(c, ic, true, err);
 	free(own);
+	return r;
+}
+
+int config_initial_cluster(struct config *c, const char *ic,
+			   bool check_advertised, struct cfg_error *err)
+{
+	const char *name = cfg_str(c, F_NAME);
+	int r = parse_initial_cluster(c, ic, err);
 	if (r < 0)
 		return r;
 
@@ -224,7 +232,8 @@ static int check_new_member(struct config *c, struct cfg_error *err)
 		return config_fail(err, CFG_ERR_PLAIN, NULL,
 				   "%s not listed in the initial cluster config",
 				   name);
-	if (!same_urls(&self->peer_urls, cfg_urls(c, F_INITIAL_ADVERTISE_PEER_URLS)))
+	if (check_advertised &&
+	    !same_urls(&self->peer_urls, cfg_urls(c, F_INITIAL_ADVERTISE_PEER_URLS)))
 		return config_fail(err, CFG_ERR_PLAIN, NULL,
 				   "error setting up initial cluster: %s has different advertised URLs in the cluster and advertised peer URLs list",
 				   name);
@@ -272,9 +281,6 @@ int config_check_bootstrap_mode(const struct config *c, struct cfg_error *err)
 	if (cfg_str(c, F_DISCOVERY)[0])
 		return config_fail(err, CFG_ERR_PLAIN, NULL,
 				   "--discovery is not supported yet");
-	if (cfg_str(c, F_DISCOVERY_SRV)[0])
-		return config_fail(err, CFG_ERR_PLAIN, NULL,
-				   "--discovery-srv is not supported yet");
 	if (cfg_str(c, F_DISCOVERY_PROXY)[0])
 		return config_fail(err, CFG_ERR_PLAIN, NULL,
 				   "--discovery-proxy is not supported yet");
@@ -328,7 +334,14 @@ int config_bootstrap(struct config *c, bool initialized, struct cfg_error *err)
 {
 	int r;
 
-	if (!initialized && (r = check_new_member(c, err)) < 0)
+	bool srv = cfg_str(c, F_DISCOVERY_SRV)[0] != 0;
+	if (!initialized && srv &&
+	    strcmp(cfg_str(c, F_INITIAL_CLUSTER_STATE), "existing") == 0)
+		return config_fail(err, CFG_ERR_PLAIN, NULL,
+				   "--discovery-srv with --initial-cluster-state existing "
+				   "is not supported yet");
+	/* With DNS SRV records the initial cluster comes from discoveryd. */
+	if (!initialized && !srv && (r = check_new_member(c, err)) < 0)
 		return r;
 	return check_unsupported(c, err);
 }

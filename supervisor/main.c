@@ -179,6 +179,12 @@ static int build_wcfg(const struct config *c, const struct tls_conf *tls,
 	w->peer_tls = tls_info(&tls->peer, &st->peer_tls);
 	w->n_cipher_suites = tls->n_ciphers;
 	w->cipher_suites = tls->ciphers;
+	w->discovery_srv = (char *)cfg_str(c, F_DISCOVERY_SRV);
+	w->discovery_srv_name = (char *)cfg_str(c, F_DISCOVERY_SRV_NAME);
+	/* Not an etcd flag: where to send DNS queries instead of the
+	 * system's resolver (split DNS, tests). README documents it. */
+	const char *res = getenv("ETCDC_RESOLVER");
+	w->dns_resolver = (char *)(res ? res : "");
 	return 0;
 }
 
@@ -191,15 +197,53 @@ static void wcfg_store_clear(struct wcfg_store *st)
 	free(st->member_urls);
 }
 
-/* A joining member's state while discoveryd fetches the cluster. */
+/* A new member's state while discoveryd finds its cluster (a running one
+ * it joins, or DNS SRV records). */
 struct join_ctx {
-	const struct config *c;
+	struct config *c;
 	const struct tls_conf *tls;
 	const char *dir;
 	struct identity *id;
 	struct wcfg_store st; /* the workers' configuration, once joined */
 	Ipc__JoinResult *r;   /* owned: the members st points into */
 };
+
+/*
+ * The initial cluster from DNS SRV records: as if it had been given with
+ * --initial-cluster (IDs from the token), except that discoveryd matched
+ * this member's advertised URLs by address. 0 or -1 once logged.
+ */
+static int srv_bootstrap(struct join_ctx *j, const Ipc__JoinResult *r)
+{
+	size_t len = 1;
+	for (size_t i = 0; i < r->n_members; i++)
+		for (size_t k = 0; k < r->members[i]->n_peerurls; k++)
+			len += strlen(r->members[i]->name) +
+			       strlen(r->members[i]->peerurls[k]) + 2;
+	char *ic = calloc(1, len);
+	if (!ic) {
+		log_crit(PKG, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < r->n_members; i++)
+		for (size_t k = 0; k < r->members[i]->n_peerurls; k++) {
+			if (ic[0])
+				strcat(ic, ",");
+			strcat(ic, r->members[i]->name);
+			strcat(ic, "=");
+			strcat(ic, r->members[i]->peerurls[k]);
+		}
+	struct cfg_error e;
+	int rc = config_initial_cluster(j->c, ic, false, &e);
+	free(ic);
+	if (rc < 0) {
+		report(NULL, &e);
+		return -1;
+	}
+	j->id->member_id = j->c->member_id;
+	j->id->cluster_id = j->c->cluster_id;
+	return 0;
+}
 
 /* discoveryd's answer: this member's identity, then its workers' config. */
 static int joined(void *arg, Ipc__JoinResult *r,
@@ -208,12 +252,16 @@ static int joined(void *arg, Ipc__JoinResult *r,
 	struct join_ctx *j = arg;
 	/* Kept: the configuration borrows its members. */
 	j->r = r;
-	if (!r->member_id || !r->cluster_id) {
+	if (r->bootstrap) {
+		if (srv_bootstrap(j, r) < 0)
+			return -1;
+	} else if (!r->member_id || !r->cluster_id) {
 		log_crit(PKG, "discoveryd found no IDs for this member");
 		return -1;
+	} else {
+		j->id->member_id = r->member_id;
+		j->id->cluster_id = r->cluster_id;
 	}
-	j->id->member_id = r->member_id;
-	j->id->cluster_id = r->cluster_id;
 	int e = identity_write(j->dir, j->id);
 	if (e < 0) {
 		log_crit(PKG, "cannot write %s/member/identity: %s", j->dir,
@@ -221,16 +269,20 @@ static int joined(void *arg, Ipc__JoinResult *r,
 		return -1;
 	}
 	log_info("etcdserver", "starting member %llx in cluster %llx",
-		 (unsigned long long)r->member_id,
-		 (unsigned long long)r->cluster_id);
-	if (build_wcfg(j->c, j->tls, r->member_id, r->cluster_id, j->id->name,
-				false, true, &j->st) < 0) {
+		 (unsigned long long)j->id->member_id,
+		 (unsigned long long)j->id->cluster_id);
+	/* A cluster from SRV records bootstraps as a static one does; a
+	 * joining member starts empty. */
+	if (build_wcfg(j->c, j->tls, j->id->member_id, j->id->cluster_id,
+		       j->id->name, r->bootstrap, !r->bootstrap, &j->st) < 0) {
 		log_crit(PKG, "out of memory");
 		return -1;
 	}
-	/* gatewayd's first peers: the members the cluster listed. */
-	j->st.w.n_initial_members = j->r->n_members;
-	j->st.w.initial_members = j->r->members;
+	if (!r->bootstrap) {
+		/* gatewayd's first peers: the members the cluster listed. */
+		j->st.w.n_initial_members = r->n_members;
+		j->st.w.initial_members = r->members;
+	}
 	*ret_wcfg = &j->st.w;
 	return 0;
 }
@@ -284,7 +336,7 @@ static int run(int argc, char **argv)
 	struct tls_conf tls;
 	struct join_ctx jc;
 	struct sup_join join = { joined, &jc };
-	bool joining = false;
+	bool joining = false, discovering = false;
 	int code = 1, r;
 
 	memset(&c, 0, sizeof(c));
@@ -357,9 +409,12 @@ static int run(int argc, char **argv)
 		log_notice(PKG, "the server is already initialized as member before, starting as etcd member...");
 	} else {
 		joining = strcmp(cfg_str(&c, F_INITIAL_CLUSTER_STATE), "existing") == 0;
-		/* A joining member learns its IDs from the cluster. */
-		id.member_id = joining ? 0 : c.member_id;
-		id.cluster_id = joining ? 0 : c.cluster_id;
+		/* A joining member learns its IDs from the cluster, one from
+		 * DNS SRV records from its initial cluster there: discoveryd
+		 * finds them first. */
+		discovering = joining || cfg_str(&c, F_DISCOVERY_SRV)[0];
+		id.member_id = discovering ? 0 : c.member_id;
+		id.cluster_id = discovering ? 0 : c.cluster_id;
 		snprintf(id.name, sizeof(id.name), "%s", cfg_str(&c, F_NAME));
 	}
 
@@ -393,7 +448,7 @@ static int run(int argc, char **argv)
 	}
 	if (self_certs(&c, &tls) < 0)
 		goto out;
-	if (!initialized && !joining) {
+	if (!initialized && !discovering) {
 		r = identity_write(dir, &id);
 		if (r < 0) {
 			log_crit(PKG, "cannot write %s/member/identity: %s", dir,
@@ -417,7 +472,7 @@ static int run(int argc, char **argv)
 	if (!initialized) {
 		log_urls("initial advertise peer URLs",
 			 cfg_urls(&c, F_INITIAL_ADVERTISE_PEER_URLS));
-		if (!joining)
+		if (!discovering)
 			log_info("etcdserver", "starting member %llx in cluster %llx",
 				 (unsigned long long)id.member_id,
 				 (unsigned long long)id.cluster_id);
@@ -433,7 +488,7 @@ static int run(int argc, char **argv)
 	}
 
 	if (build_wcfg(&c, &tls, id.member_id, id.cluster_id, id.name,
-		       !initialized && !joining, joining, &st) < 0) {
+		       !initialized && !discovering, joining, &st) < 0) {
 		log_crit(PKG, "out of memory");
 		goto out;
 	}
@@ -441,7 +496,7 @@ static int run(int argc, char **argv)
 	jc.tls = &tls;
 	jc.dir = dir;
 	jc.id = &id;
-	code = supervisor_run(&st.w, joining ? &join : NULL, ls, n_ls);
+	code = supervisor_run(&st.w, discovering ? &join : NULL, ls, n_ls);
 out:
 	for (size_t i = 0; i < n_ls; i++)
 		listener_close(&ls[i]);

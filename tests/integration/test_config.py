@@ -255,7 +255,6 @@ def test_guide_case2_different_advertised_urls(tmp_path):
 
 LATER = [
     ("discovery", ["--discovery", "http://127.0.0.1:1/v2/keys/discovery/x"], "--discovery"),
-    ("discovery-srv", ["--discovery-srv", "example.com"], "--discovery-srv"),
     ("proxy", ["--proxy", "on"], "--proxy"),
     ("config-file", ["--config-file", "etcd.conf.yml"], "--config-file"),
 ]

@@ -294,7 +294,9 @@ static void verify_errors(void)
 		     "default=http://localhost:2380"), NOENV, CFG_ERR_PLAIN,
 		   "--discovery is not supported yet");
 	expect_err(A("--discovery-srv", "example.com", "--initial-cluster", "a=http://1.2.3.4:1"),
-		   NOENV, CFG_ERR_PLAIN, "--discovery-srv is not supported yet");
+		   NOENV, CFG_ERR_VERIFY,
+		   "multiple discovery or bootstrap flags are set. Choose one of "
+		   "\"initial-cluster\", \"discovery\" or \"discovery-srv\"");
 	expect_err(A("--auto-compaction-mode", "foo"), NOENV, CFG_ERR_VERIFY,
 		   "unknown auto-compaction-mode \"foo\"");
 	expect_err(A("--logger", "foo"), NOENV, CFG_ERR_VERIFY,
@@ -428,8 +430,12 @@ static void bootstrap(void)
 	}
 	expect_err(A("--discovery", "http://127.0.0.1:1/x"), NOENV, CFG_ERR_PLAIN,
 		   "--discovery is not supported yet");
-	expect_err(A("--discovery-srv", "example.com"), NOENV, CFG_ERR_PLAIN,
-		   "--discovery-srv is not supported yet");
+	/* DNS SRV: no initial cluster of its own; discoveryd finds it. */
+	parse(&t, A("--discovery-srv", "example.com"), NOENV);
+	CHECK(t.r == 0);
+	CHECK(config_bootstrap(&t.c, false, &t.e) == 0);
+	CHECK(t.c.n_members == 0);
+	config_clear(&t.c);
 	expect_err(A("--proxy", "on"), NOENV, CFG_ERR_PLAIN, "--proxy=on is not supported yet");
 	expect_err(A("--proxy", "readonly", "--listen-client-urls", "http://127.0.0.1:2379"),
 		   NOENV, CFG_ERR_PLAIN, "--proxy=readonly is not supported yet");

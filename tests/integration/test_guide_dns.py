@@ -1,0 +1,151 @@
+"""The Clustering Guide's DNS discovery section: three members bootstrap from SRV records.
+
+A real DNS server from Debian's packages (dnsmasq, run in the foreground on its own
+loopback address, stopped by PID) serves the guide's records for example.com:
+_etcd-server._tcp.example.com SRV 0 0 2380 infra{0,1,2}.example.com., and A records
+pointing infra{0,1,2}.example.com at the guide's machines, 127.0.1.10-12. The members
+run the guide's commands (the variant advertising IP addresses; the variant listening on
+host names would need the system resolver to know example.com) and learn the resolver
+from ETCDC_RESOLVER (README). Ours only: etcd 3.4 reads only the system's resolver, and
+cannot bootstrap from plain _etcd-server records at all (etcd-io/etcd#11321, facts file).
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+import etcdlib
+from etcdlib import member_id, run_etcd, wait_until
+
+pytestmark = pytest.mark.ours_only
+
+HOSTS = ["127.0.1.10", "127.0.1.11", "127.0.1.12"]
+TOKEN = "etcd-cluster-1"
+DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+
+
+def _udp_port_free(host, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def dns():
+    """dnsmasq answering for example.com (and nothing else) on a fresh loopback host."""
+    if not os.path.exists(DNSMASQ):
+        pytest.fail("dnsmasq is missing (tests/install-deps.sh installs dnsmasq-base)")
+    host = next(h for h in ("127.0.3.53", "127.0.3.54", "127.0.3.55")
+                if _udp_port_free(h, 53))
+    args = [DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+            "--no-hosts", "--bind-interfaces", "--listen-address=" + host, "--port=53",
+            "--local=/com/", "--user=root", "--pid-file="]
+    for i, h in enumerate(HOSTS):
+        args.append("--srv-host=_etcd-server._tcp.example.com,infra%d.example.com,2380,0,0" % i)
+        args.append("--host-record=infra%d.example.com,%s" % (i, h))
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        def answers():
+            # a query on the wire: dnsmasq is bound and serving
+            q = (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+                 b"\x06infra0\x07example\x03com\x00\x00\x01\x00\x01")
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(0.2)
+            try:
+                s.sendto(q, (host, 53))
+                return s.recv(512)[:2] == b"\x12\x34"
+            except OSError:
+                return False
+            finally:
+                s.close()
+        wait_until(answers, 10, 0.05, "dnsmasq to answer on %s" % host)
+        yield host
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+def guide_flags(i):
+    h = HOSTS[i]
+    return ["--name", "infra%d" % i, "--discovery-srv", "example.com",
+            "--initial-advertise-peer-urls", "http://%s:2380" % h,
+            "--initial-cluster-token", TOKEN, "--initial-cluster-state", "new",
+            "--advertise-client-urls", "http://%s:2379" % h,
+            "--listen-client-urls", "http://%s:2379" % h,
+            "--listen-peer-urls", "http://%s:2380" % h]
+
+
+def test_guide_dns_srv_bootstrap(members, dns):
+    for h in HOSTS:
+        for port in (2379, 2380):
+            if not etcdlib._port_free(h, port):
+                pytest.fail("%s:%d is taken; the guide's tests need it" % (h, port),
+                            pytrace=False)
+    env = {"ETCDC_RESOLVER": dns}
+    ms = [members.new("infra%d" % i, plain=True, host=HOSTS[i], env=env,
+                      args=guide_flags(i) + ["--data-dir", "infra%d.etcd" % i])
+          for i in range(3)]
+    for m in ms:
+        m.spawn()
+    for m in ms:
+        m.wait_healthy()
+    # the initial cluster is the SRV records': host-name peer URLs, IDs from them and
+    # the token (the member list shows them), names as the members publish them
+    want = {member_id(["http://infra%d.example.com:2380" % i], TOKEN): i for i in range(3)}
+
+    def listed():
+        got = ms[0].client.ok("/v3/cluster/member/list", {})["members"]
+        return {int(x["ID"]): (x.get("name"), x["peerURLs"]) for x in got}
+    wait_until(lambda: listed() == {mid: ("infra%d" % i, ["http://infra%d.example.com:2380" % i])
+                                    for mid, i in want.items()}, 10, 0.1,
+               "every member to be listed with its name and SRV peer URL")
+    for i, m in enumerate(ms):
+        assert m.client.put("dns/k%d" % i, "v")
+    for m in ms:
+        wait_until(lambda m=m: m.client.get_value("dns/k2") == b"v", 10, 0.1,
+                   "%s to read the writes" % m.name)
+    for m in ms:
+        assert "got bootstrap from DNS for etcd-server at infra" in m.stderr_text()
+
+
+def test_member_not_in_the_records(members, dns, tmp_path):
+    h = etcdlib.fresh_host()
+    args = ["--name", "infra9", "--discovery-srv", "example.com",
+            "--initial-advertise-peer-urls", "http://%s:2380" % h,
+            "--listen-peer-urls", "http://%s:2380" % h,
+            "--listen-client-urls", "http://%s:2379" % h,
+            "--advertise-client-urls", "http://%s:2379" % h,
+            "--data-dir", str(tmp_path / "dd")]
+    p = run_etcd(args, cwd=tmp_path, timeout=20, env={"ETCDC_RESOLVER": dns})
+    assert p.returncode == 1, p.stderr
+    assert ('C | etcdmain: error setting up initial cluster: cannot find local etcd member '
+            '"infra9" in SRV records') in p.stderr, p.stderr
+    assert not (tmp_path / "dd" / "member" / "wal").exists()
+
+
+def test_unknown_domain(members, dns, tmp_path):
+    h = etcdlib.fresh_host()
+    args = ["--name", "infra0", "--discovery-srv", "nowhere.com",
+            "--initial-advertise-peer-urls", "http://%s:2380" % h,
+            "--listen-peer-urls", "http://%s:2380" % h,
+            "--listen-client-urls", "http://%s:2379" % h,
+            "--advertise-client-urls", "http://%s:2379" % h,
+            "--data-dir", str(tmp_path / "dd")]
+    t0 = time.monotonic()
+    p = run_etcd(args, cwd=tmp_path, timeout=60, env={"ETCDC_RESOLVER": dns})
+    assert p.returncode == 1, p.stderr
+    assert "error querying DNS SRV records for _etcd-server" in p.stderr, p.stderr
+    assert time.monotonic() - t0 < 30
