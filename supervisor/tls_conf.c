@@ -13,16 +13,6 @@
 #include "tls_conf.h"
 #include "tls_files.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 /* Go's %q for the ASCII a flag value is made of. */
 static void go_quote(char *buf, size_t len, const char *s)
@@ -236,7 +226,7 @@ static int check_files(const struct tls_side *s, bool pair, char *e,
 	int r;
 	if (pair && !tls_side_empty(s) && !pending(s)) {
 		if (!s->cert_file[0] || !s->key_file[0])
-			return fail(e, elen, "KeyFile and CertFile must both be present[key: %s, cert: %s]",
+			return tls_fail(e, elen, "KeyFile and CertFile must both be present[key: %s, cert: %s]",
 				    s->key_file, s->cert_file);
 		if ((r = tls_check_keypair(s->cert_file, s->key_file, e, elen)) < 0)
 			return r;

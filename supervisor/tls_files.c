@@ -19,9 +19,7 @@
 
 #include "tls_files.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int tls_fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -38,7 +36,7 @@ static int fail_errno(char *err, size_t errlen, const char *op,
 	snprintf(s, sizeof(s), "%s", strerror(e));
 	if (s[0] >= 'A' && s[0] <= 'Z' && !(s[1] >= 'A' && s[1] <= 'Z'))
 		s[0] = (char)(s[0] - 'A' + 'a');
-	return fail(err, errlen, "%s %s: %s", op, path, s);
+	return tls_fail(err, errlen, "%s %s: %s", op, path, s);
 }
 
 int tls_read_file(const char *path, char **ret_buf, size_t *ret_len,
@@ -53,7 +51,7 @@ int tls_read_file(const char *path, char **ret_buf, size_t *ret_len,
 	while (buf) {
 		if (len == cap) {
 			if (cap >= TLS_FILE_MAX) {
-				r = fail(err, errlen, "read %s: file too large", path);
+				r = tls_fail(err, errlen, "read %s: file too large", path);
 				break;
 			}
 			char *nb = realloc(buf, cap * 2);
@@ -75,7 +73,7 @@ int tls_read_file(const char *path, char **ret_buf, size_t *ret_len,
 	}
 	close(fd);
 	if (!buf)
-		return fail(err, errlen, "read %s: out of memory", path);
+		return tls_fail(err, errlen, "read %s: out of memory", path);
 	if (r < 0) {
 		free(buf);
 		return r;
@@ -146,10 +144,10 @@ static int find_cert(BIO *b, X509 **ret_leaf, bool *ret_malformed, char *err,
 		return 0;
 	}
 	if (!n_skipped)
-		return fail(err, errlen, "tls: failed to find any PEM data in certificate input");
+		return tls_fail(err, errlen, "tls: failed to find any PEM data in certificate input");
 	if (n_skipped == 1 && has_suffix(first, "PRIVATE KEY"))
-		return fail(err, errlen, "tls: failed to find certificate PEM data in certificate input, but did find a private key; PEM inputs may have been switched");
-	return fail(err, errlen, "tls: failed to find \"CERTIFICATE\" PEM block in certificate input after skipping PEM blocks of the following types: [%s]",
+		return tls_fail(err, errlen, "tls: failed to find certificate PEM data in certificate input, but did find a private key; PEM inputs may have been switched");
+	return tls_fail(err, errlen, "tls: failed to find \"CERTIFICATE\" PEM block in certificate input after skipping PEM blocks of the following types: [%s]",
 		    skipped);
 }
 
@@ -164,10 +162,10 @@ static int find_key(BIO *b, EVP_PKEY **ret_key, char *err, size_t errlen)
 	for (;;) {
 		if (!pem_next(b, &name, &data, &len)) {
 			if (!n_skipped)
-				return fail(err, errlen, "tls: failed to find any PEM data in key input");
+				return tls_fail(err, errlen, "tls: failed to find any PEM data in key input");
 			if (n_skipped == 1 && strcmp(first, "CERTIFICATE") == 0)
-				return fail(err, errlen, "tls: found a certificate rather than a key in the PEM for the private key");
-			return fail(err, errlen, "tls: failed to find PEM block with type ending in \"PRIVATE KEY\" in key input after skipping PEM blocks of the following types: [%s]",
+				return tls_fail(err, errlen, "tls: found a certificate rather than a key in the PEM for the private key");
+			return tls_fail(err, errlen, "tls: failed to find PEM block with type ending in \"PRIVATE KEY\" in key input after skipping PEM blocks of the following types: [%s]",
 				    skipped);
 		}
 		if (strcmp(name, "PRIVATE KEY") == 0 ||
@@ -213,32 +211,32 @@ int tls_check_keypair(const char *cert_file, const char *key_file, char *err,
 	cb = BIO_new_mem_buf(cbuf, (int)clen);
 	kb = BIO_new_mem_buf(kbuf, (int)klen);
 	if (!cb || !kb) {
-		r = fail(err, errlen, "out of memory");
+		r = tls_fail(err, errlen, "out of memory");
 		goto out;
 	}
 	if ((r = find_cert(cb, &leaf, &malformed, err, errlen)) < 0 ||
 	    (r = find_key(kb, &key, err, errlen)) < 0)
 		goto out;
 	if (malformed) {
-		r = fail(err, errlen, "x509: malformed certificate");
+		r = tls_fail(err, errlen, "x509: malformed certificate");
 		goto out;
 	}
 	if (!key) {
-		r = fail(err, errlen, "tls: failed to parse private key");
+		r = tls_fail(err, errlen, "tls: failed to parse private key");
 		goto out;
 	}
 	EVP_PKEY *pub = X509_get0_pubkey(leaf);
 	ERR_clear_error();
 	if (!pub || !key_kind(pub)) {
-		r = fail(err, errlen, "tls: unknown public key algorithm");
+		r = tls_fail(err, errlen, "tls: unknown public key algorithm");
 		goto out;
 	}
 	if (key_kind(pub) != EVP_PKEY_get_base_id(key)) {
-		r = fail(err, errlen, "tls: private key type does not match public key type");
+		r = tls_fail(err, errlen, "tls: private key type does not match public key type");
 		goto out;
 	}
 	if (EVP_PKEY_eq(pub, key) != 1) {
-		r = fail(err, errlen, "tls: private key does not match public key");
+		r = tls_fail(err, errlen, "tls: private key does not match public key");
 		goto out;
 	}
 	r = 0;
@@ -263,7 +261,7 @@ int tls_check_ca(const char *ca_file, char *err, size_t errlen)
 	BIO *b = BIO_new_mem_buf(buf, (int)len);
 	if (!b) {
 		free(buf);
-		return fail(err, errlen, "out of memory");
+		return tls_fail(err, errlen, "out of memory");
 	}
 	char *name;
 	unsigned char *data;
@@ -272,7 +270,7 @@ int tls_check_ca(const char *ca_file, char *err, size_t errlen)
 	while (r == 0 && pem_next(b, &name, &data, &dlen)) {
 		X509 *x = parse_cert(data, dlen);
 		if (!x)
-			r = fail(err, errlen, "x509: malformed certificate");
+			r = tls_fail(err, errlen, "x509: malformed certificate");
 		X509_free(x);
 		OPENSSL_free(name);
 		OPENSSL_free(data);

@@ -27,4 +27,9 @@ int tls_check_keypair(const char *cert_file, const char *key_file, char *err,
 /* etcd's tlsutil.NewCertPool of one file: 0 or -EINVAL, text in err. */
 int tls_check_ca(const char *ca_file, char *err, size_t errlen);
 
+/* Writes the message into err and returns -EINVAL: the error path of the
+ * checks here and in tls_conf.c. */
+int tls_fail(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 #endif
