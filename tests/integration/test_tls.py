@@ -287,6 +287,22 @@ def reconfigure(m, route, body, timeout=30):
         time.sleep(0.5)
 
 
+def infra3_join_flags(pki, peer, client):
+    """The guide's TLS flags for infra3, added at runtime and joining with `existing`:
+    peer and client are (certificate, key) paths."""
+    url3 = "https://%s:2380" % INFRA3_HOST
+    return ["--name", "infra3", "--initial-advertise-peer-urls", url3,
+            "--listen-peer-urls", url3,
+            "--listen-client-urls", "https://%s:2379" % INFRA3_HOST,
+            "--advertise-client-urls", "https://%s:2379" % INFRA3_HOST,
+            "--initial-cluster", GUIDE_CLUSTER + ",infra3=" + url3,
+            "--initial-cluster-state", "existing",
+            "--client-cert-auth", "--trusted-ca-file=%s/ca-client.crt" % pki["dir"],
+            "--cert-file=%s" % client[0], "--key-file=%s" % client[1],
+            "--peer-client-cert-auth", "--peer-trusted-ca-file=%s" % pki["ca_peer"].crt,
+            "--peer-cert-file=%s" % peer[0], "--peer-key-file=%s" % peer[1]]
+
+
 @pytest.mark.slow
 def test_guide_peer_from_another_ca_cannot_join(members, pki):
     """infra3 is added with member add, then started with a peer certificate from a CA the
@@ -305,17 +321,8 @@ def test_guide_peer_from_another_ca_cannot_join(members, pki):
     seen = [rejections(m) for m in ms]
 
     d = pki["dir"]
-    evil_crt, evil_key = pki["infra3_evil"]
-    args = ["--name", "infra3", "--initial-advertise-peer-urls", url3,
-            "--listen-peer-urls", url3,
-            "--listen-client-urls", "https://%s:2379" % INFRA3_HOST,
-            "--advertise-client-urls", "https://%s:2379" % INFRA3_HOST,
-            "--initial-cluster", GUIDE_CLUSTER + ",infra3=" + url3,
-            "--initial-cluster-state", "existing",
-            "--client-cert-auth", "--trusted-ca-file=%s/ca-client.crt" % d,
-            "--cert-file=%s/infra0-client.crt" % d, "--key-file=%s/infra0-client.key" % d,
-            "--peer-client-cert-auth", "--peer-trusted-ca-file=%s" % pki["ca_peer"].crt,
-            "--peer-cert-file=%s" % evil_crt, "--peer-key-file=%s" % evil_key]
+    args = infra3_join_flags(pki, pki["infra3_evil"],
+                             ("%s/infra0-client.crt" % d, "%s/infra0-client.key" % d))
     m3 = members.new("infra3", plain=True, host=INFRA3_HOST, args=args)
     m3.client = tlslib.TlsClient(INFRA3_HOST, 2379, ctx_good(pki))
     m3.spawn()
@@ -359,19 +366,7 @@ def test_guide_join_over_https(members, pki):
     url3 = "https://%s:2380" % INFRA3_HOST
     r = reconfigure(ms[0], "add", {"peerURLs": [url3]})
     assert r.status == 200, r
-    d = pki["dir"]
-    crt, key = pki["infra3_peer"]
-    ccrt, ckey = pki["infra3_client"]
-    args = ["--name", "infra3", "--initial-advertise-peer-urls", url3,
-            "--listen-peer-urls", url3,
-            "--listen-client-urls", "https://%s:2379" % INFRA3_HOST,
-            "--advertise-client-urls", "https://%s:2379" % INFRA3_HOST,
-            "--initial-cluster", GUIDE_CLUSTER + ",infra3=" + url3,
-            "--initial-cluster-state", "existing",
-            "--client-cert-auth", "--trusted-ca-file=%s/ca-client.crt" % d,
-            "--cert-file=%s" % ccrt, "--key-file=%s" % ckey,
-            "--peer-client-cert-auth", "--peer-trusted-ca-file=%s" % pki["ca_peer"].crt,
-            "--peer-cert-file=%s" % crt, "--peer-key-file=%s" % key]
+    args = infra3_join_flags(pki, pki["infra3_peer"], pki["infra3_client"])
     m3 = members.new("infra3", plain=True, host=INFRA3_HOST, args=args)
     m3.client = tlslib.TlsClient(INFRA3_HOST, 2379, ctx_good(pki))
     m3.spawn()
