@@ -23,23 +23,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-OURS=${ETCD_BIN:-build/etcd}
-REF=${REF_BIN:-/usr/bin/etcd}
-[[ $OURS == /* ]] || OURS=$ROOT/$OURS
-[[ $REF == /* ]] || REF=$ROOT/$REF
-DURATION=${DURATION:-10}
-WARMUP=${WARMUP:-2}
-NKEYS=${NKEYS:-10000}
-THREADS=${THREADS:-2}
-LUA=$ROOT/bench/kv.lua
 OURS_HOSTS=(127.0.1.10 127.0.1.11 127.0.1.12)
 REF_HOSTS=(127.0.1.20 127.0.1.21 127.0.1.22)
-
-for b in "$OURS" "$REF"; do
-	[ -x "$b" ] || { echo "bench: $b is not an executable (build first: ninja -C build)" >&2; exit 1; }
-done
-command -v wrk >/dev/null || { echo "bench: wrk is missing (bash tests/install-deps.sh)" >&2; exit 1; }
-command -v curl >/dev/null || { echo "bench: curl is missing" >&2; exit 1; }
 
 source "$ROOT/bench/lib.sh"
 

@@ -1,6 +1,28 @@
-# Shared by bench/run.sh (one member each) and bench/cluster.sh (three members each):
-# the work dir, stopping everything started (by PID), RSS, wrk and fill runs.
-# Expects ROOT, LUA and THREADS set by the sourcing script; sets WORK, PIDS, HELPER_PID.
+# Shared by bench/run.sh (one member each), bench/cluster.sh (three members each) and
+# bench/tls.sh (https): the settings every bench takes from the environment, the checks
+# of the binaries and tools, the work dir, stopping everything started (by PID), RSS, wrk
+# and fill runs. Expects ROOT (the repo root) and TOOLS (commands the bench needs besides
+# wrk and curl); sets OURS, REF, DURATION, WARMUP, NKEYS, THREADS, LUA, WORK, PIDS,
+# HELPER_PID. WRK_SCHEME (http) is the scheme wrk_run speaks.
+
+OURS=${ETCD_BIN:-build/etcd}
+REF=${REF_BIN:-/usr/bin/etcd}
+# relative paths are relative to the repo root, as in the test suite
+[[ $OURS == /* ]] || OURS=$ROOT/$OURS
+[[ $REF == /* ]] || REF=$ROOT/$REF
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+NKEYS=${NKEYS:-10000}
+THREADS=${THREADS:-2}
+LUA=$ROOT/bench/kv.lua
+WRK_SCHEME=${WRK_SCHEME:-http}
+
+for b in "$OURS" "$REF"; do
+	[ -x "$b" ] || { echo "bench: $b is not an executable (build first: ninja -C build)" >&2; exit 1; }
+done
+for t in wrk curl ${TOOLS:-}; do
+	command -v "$t" >/dev/null || { echo "bench: $t is missing (bash tests/install-deps.sh)" >&2; exit 1; }
+done
 
 WORK=$(mktemp -d /tmp/etcd-bench.XXXXXX)
 PIDS=()
@@ -57,7 +79,7 @@ nprocs() { echo $((1 + $(descendants "$1" | wc -l))); }
 wrk_run() { # host threads conns seconds args... -> "RESULT ..." line
 	local host=$1 t=$2 c=$3 d=$4
 	shift 4
-	wrk -t "$t" -c "$c" -d "${d}s" --timeout 10s -s "$LUA" "http://$host:2379" -- "$@" |
+	wrk -t "$t" -c "$c" -d "${d}s" --timeout 10s -s "$LUA" "$WRK_SCHEME://$host:2379" -- "$@" |
 		grep '^RESULT' || echo "RESULT 0 0 0 0"
 }
 

@@ -30,31 +30,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-OURS=${ETCD_BIN:-build/etcd}
-REF=${REF_BIN:-/usr/bin/etcd}
-# relative paths are relative to the repo root, as in the test suite
-[[ $OURS == /* ]] || OURS=$ROOT/$OURS
-[[ $REF == /* ]] || REF=$ROOT/$REF
-DURATION=${DURATION:-10}
-WARMUP=${WARMUP:-2}
-NKEYS=${NKEYS:-10000}
 FILL=${FILL:-100000}
-THREADS=${THREADS:-2}
 WATCHERS=${WATCHERS:-100}
 WATCH_STREAMS=${WATCH_STREAMS:-10}
-LUA=$ROOT/bench/kv.lua
 OURS_HOST=127.0.55.1
 REF_HOST=127.0.55.2
-
-for b in "$OURS" "$REF"; do
-	[ -x "$b" ] || { echo "bench: $b is not an executable (build first: ninja -C build)" >&2; exit 1; }
-done
-command -v wrk >/dev/null || { echo "bench: wrk is missing (bash tests/install-deps.sh)" >&2; exit 1; }
-command -v curl >/dev/null || { echo "bench: curl is missing" >&2; exit 1; }
-command -v cc >/dev/null || { echo "bench: cc is missing (for bench/watchcount.c)" >&2; exit 1; }
 [ $((WATCHERS % WATCH_STREAMS)) -eq 0 ] ||
 	{ echo "bench: WATCHERS must be a multiple of WATCH_STREAMS" >&2; exit 1; }
 
+TOOLS=cc # for bench/watchcount.c
 source "$ROOT/bench/lib.sh"
 
 start() { # name binary host -> pid in PIDS

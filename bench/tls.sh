@@ -22,26 +22,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-OURS=${ETCD_BIN:-build/etcd}
-REF=${REF_BIN:-/usr/bin/etcd}
-[[ $OURS == /* ]] || OURS=$ROOT/$OURS
-[[ $REF == /* ]] || REF=$ROOT/$REF
-DURATION=${DURATION:-10}
-WARMUP=${WARMUP:-2}
-NKEYS=${NKEYS:-10000}
-THREADS=${THREADS:-2}
 TESTS=${TESTS:-put 64}
-LUA=$ROOT/bench/kv.lua
 OURS_HOST=127.0.57.1
 REF_HOST=127.0.57.2
 
-for b in "$OURS" "$REF"; do
-	[ -x "$b" ] || { echo "bench: $b is not an executable (build first: ninja -C build)" >&2; exit 1; }
-done
-for t in wrk curl openssl; do
-	command -v "$t" >/dev/null || { echo "bench: $t is missing" >&2; exit 1; }
-done
-
+TOOLS=openssl
+WRK_SCHEME=https
 source "$ROOT/bench/lib.sh"
 
 # The certificate: made here, kept in WORK (removed on exit), never committed.
@@ -88,13 +74,6 @@ start() { # name binary host -> pid in PIDS
 	exit 1
 }
 
-wrk_tls() { # host threads conns seconds args... -> "RESULT ..." line (lib.sh's wrk_run, https)
-	local host=$1 t=$2 c=$3 d=$4
-	shift 4
-	wrk -t "$t" -c "$c" -d "${d}s" --timeout 10s -s "$LUA" "https://$host:2379" -- "$@" |
-		grep '^RESULT' || echo "RESULT 0 0 0 0"
-}
-
 negotiated() { # host -> "TLSv1.3 TLS_AES_256_GCM_SHA384" as openssl s_client sees it
 	timeout 10 openssl s_client -connect "$1:2379" -CAfile "$PKI/ca.crt" </dev/null 2>/dev/null |
 		awk '/^New, / { p = $2; c = $NF } /Protocol *:/ { p = $3 } /Cipher *:/ { c = $3 }
@@ -115,8 +94,8 @@ for test in "${tests[@]}"; do
 	[ "$conns" -lt "$t" ] && t=$conns
 	line="https $op, $conns conn"
 	for h in "$OURS_HOST" "$REF_HOST"; do
-		wrk_tls "$h" "$t" "$conns" "$WARMUP" "$op" "$NKEYS" >/dev/null
-		res=$(wrk_tls "$h" "$t" "$conns" "$DURATION" "$op" "$NKEYS")
+		wrk_run "$h" "$t" "$conns" "$WARMUP" "$op" "$NKEYS" >/dev/null
+		res=$(wrk_run "$h" "$t" "$conns" "$DURATION" "$op" "$NKEYS")
 		set -- $res
 		line="$line|$2|$3|$4|$5"
 	done
