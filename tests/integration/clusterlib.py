@@ -37,6 +37,7 @@ import time
 import pytest
 
 import etcdlib
+import linearizability
 from etcdlib import Client, b64, member_id, unb64, wait_until
 
 PEER_PORT = 2380
@@ -858,6 +859,18 @@ def lost_writes(history, final):
         end = src[0]["return"] if src[0]["status"] == "ok" else math.inf
         lost.extend(d for d in acked if d["call"] > end)
     return lost
+
+
+def check_history(rec, final):
+    """The recorded history is linearizable and the final values lose no acked put."""
+    hist = rec.history()
+    acked = [d for d in hist if d["op"] == "put" and d["status"] == "ok"]
+    assert acked, "no put was acknowledged"
+    res = linearizability.check(hist, timeout_s=60)
+    assert res.ok, str(res)
+    lost = lost_writes(hist, final)
+    assert not lost, "%d acknowledged puts lost, e.g. %r" % (len(lost), lost[:3])
+    return len(hist), len(acked)
 
 
 def bulk_put(host, items, threads=8, timeout=15):

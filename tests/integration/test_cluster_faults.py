@@ -9,7 +9,7 @@ import pytest
 
 import clusterlib
 import linearizability
-from clusterlib import Workload, bulk_put, lost_writes
+from clusterlib import Workload, bulk_put, check_history
 from etcdlib import ROLES, b64, unb64, wait_until
 
 cluster = clusterlib.cluster  # the fixture
@@ -22,19 +22,6 @@ REFUSALS = ("etcdserver: request timed out", "etcdserver: no leader",
             "raft proposal dropped", "etcdserver: leader changed",
             "etcdserver: request timed out, possibly due to previous leader failure",
             "context deadline exceeded")
-
-
-def check_history(rec, final):
-    """The recorded history is linearizable and the final values lose no acked put."""
-    hist = rec.history()
-    puts = [d for d in hist if d["op"] == "put"]
-    acked = [d for d in puts if d["status"] == "ok"]
-    assert acked, "no put was acknowledged"
-    res = linearizability.check(hist, timeout_s=60)
-    assert res.ok, str(res)
-    lost = lost_writes(hist, final)
-    assert not lost, "%d acknowledged puts lost, e.g. %r" % (len(lost), lost[:3])
-    return len(hist), len(acked)
 
 
 def refused(m, path, body, timeout=15):

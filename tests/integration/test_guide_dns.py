@@ -121,14 +121,19 @@ def test_guide_dns_srv_bootstrap(members, dns):
         assert "got bootstrap from DNS for etcd-server at infra" in m.stderr_text()
 
 
-def test_member_not_in_the_records(members, dns, tmp_path):
+def lone_flags(name, domain, tmp_path):
+    """A member on a fresh host that is in no SRV record, bootstrapping from domain."""
     h = etcdlib.fresh_host()
-    args = ["--name", "infra9", "--discovery-srv", "example.com",
+    return ["--name", name, "--discovery-srv", domain,
             "--initial-advertise-peer-urls", "http://%s:2380" % h,
             "--listen-peer-urls", "http://%s:2380" % h,
             "--listen-client-urls", "http://%s:2379" % h,
             "--advertise-client-urls", "http://%s:2379" % h,
             "--data-dir", str(tmp_path / "dd")]
+
+
+def test_member_not_in_the_records(members, dns, tmp_path):
+    args = lone_flags("infra9", "example.com", tmp_path)
     p = run_etcd(args, cwd=tmp_path, timeout=20, env={"ETCDC_RESOLVER": dns})
     assert p.returncode == 1, p.stderr
     assert ('C | etcdmain: error setting up initial cluster: cannot find local etcd member '
@@ -137,13 +142,7 @@ def test_member_not_in_the_records(members, dns, tmp_path):
 
 
 def test_unknown_domain(members, dns, tmp_path):
-    h = etcdlib.fresh_host()
-    args = ["--name", "infra0", "--discovery-srv", "nowhere.com",
-            "--initial-advertise-peer-urls", "http://%s:2380" % h,
-            "--listen-peer-urls", "http://%s:2380" % h,
-            "--listen-client-urls", "http://%s:2379" % h,
-            "--advertise-client-urls", "http://%s:2379" % h,
-            "--data-dir", str(tmp_path / "dd")]
+    args = lone_flags("infra0", "nowhere.com", tmp_path)
     t0 = time.monotonic()
     p = run_etcd(args, cwd=tmp_path, timeout=60, env={"ETCDC_RESOLVER": dns})
     assert p.returncode == 1, p.stderr

@@ -16,25 +16,14 @@ import time
 
 import clusterlib
 import linearizability
-from clusterlib import PEER_PORT, Workload, bulk_put, initial_cluster_from, lost_writes
+from clusterlib import (PEER_PORT, Workload, bulk_put, check_history,
+                        initial_cluster_from)
 from etcdlib import IS_REFERENCE, b64, fresh_host, unb64, wait_until
 
 cluster = clusterlib.cluster  # the fixture
 
 REMOVED = "the member has been permanently removed from the cluster"
 LEARNER_RPC = (503, "etcdserver: rpc not supported for learner", 14)
-
-
-def check_history(rec, final):
-    """The recorded history is linearizable and the final values lose no acked put."""
-    hist = rec.history()
-    acked = [d for d in hist if d["op"] == "put" and d["status"] == "ok"]
-    assert acked, "no put was acknowledged"
-    res = linearizability.check(hist, timeout_s=60)
-    assert res.ok, str(res)
-    lost = lost_writes(hist, final)
-    assert not lost, "%d acknowledged puts lost, e.g. %r" % (len(lost), lost[:3])
-    return len(hist), len(acked)
 
 
 def listed(m):
