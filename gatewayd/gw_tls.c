@@ -467,16 +467,15 @@ static int peer_verify_cb(int ok, X509_STORE_CTX *xs)
 	GENERAL_NAMES_free(gn);
 	if (!ips || match || dns)
 		return 1;
-	char from[INET6_ADDRSTRLEN + 8];
-	addr_text(SSL_get_fd(ssl), 1, from, sizeof(from));
-	char *colon = strrchr(from, ':');
-	if (colon)
-		*colon = 0;
+	char from[INET6_ADDRSTRLEN] = "?";
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, from,
+			  sizeof(from));
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, from,
+			  sizeof(from));
 	snprintf(tc->err, sizeof(tc->err), "x509: certificate is valid for %s, not %s",
-		 list, from[0] == '[' ? from + 1 : from);
-	o = strlen(tc->err);
-	if (o && tc->err[o - 1] == ']')
-		tc->err[o - 1] = 0;
+		 list, from);
 	X509_STORE_CTX_set_error(xs, X509_V_ERR_IP_ADDRESS_MISMATCH);
 	return 0;
 }
