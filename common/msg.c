@@ -31,6 +31,7 @@ const char *msg_type_name(uint16_t type)
 	case MSG_WATCH_CANCEL: return "MSG_WATCH_CANCEL";
 	case MSG_WATCH_PROGRESS: return "MSG_WATCH_PROGRESS";
 	case MSG_WATCH_EVENTS: return "MSG_WATCH_EVENTS";
+	case MSG_V2_CANCEL: return "MSG_V2_CANCEL";
 	case MSG_SNAP_MAKE: return "MSG_SNAP_MAKE";
 	case MSG_SNAP_FILE: return "MSG_SNAP_FILE";
 	case MSG_SNAP_CHUNK: return "MSG_SNAP_CHUNK";

@@ -63,6 +63,8 @@ enum msg_type {
 	MSG_WATCH_CANCEL = 51,   /* gw -> stor: ipc.WatchCancel */
 	MSG_WATCH_PROGRESS = 52, /* gw -> stor: ipc.WatchProgress */
 	MSG_WATCH_EVENTS = 53,   /* stor -> gw: ipc.WatchEvents */
+	MSG_V2_CANCEL = 54,      /* gw -> stor: empty; id = query id of a v2 wait
+				  * whose client went away */
 
 	/* Snapshots between members (docs/ARCHITECTURE.md, Snapshots); id = transfer id */
 	MSG_SNAP_MAKE = 64,  /* gw -> stor: ipc.SnapMake: snapshot the store for a peer */

@@ -127,8 +127,10 @@ static void join_result(struct sup *s, struct child *c, const uint8_t *body,
 	if (!r) {
 		log_crit(PKG, "bad MSG_JOIN_RESULT from discoveryd");
 	} else if (r->error) {
-		/* etcd's fatal line: exit 1 with nothing written. */
-		log_crit(PKG, "%s", r->error->message);
+		/* etcd's fatal line: exit 1 with nothing written. An empty
+		 * message: discoveryd printed etcd's several lines itself. */
+		if (r->error->message[0])
+			log_crit(PKG, "%s", r->error->message);
 	} else {
 		int ok = s->join->joined(s->join->arg, r, &wcfg) == 0;
 		r = NULL; /* joined()'s now */
