@@ -155,11 +155,16 @@ int config_bootstrap(struct config *c, bool initialized, struct cfg_error *err);
  * Sets c's initial cluster from ic ("name=url,...") as config_bootstrap does
  * for --initial-cluster: this member listed (and, with check_advertised, at
  * its advertised peer URLs), no URL twice, IDs from the token. For a cluster
- * from DNS SRV records, whose URLs discoveryd matched by address. 0 or
+ * from DNS SRV records, whose URLs discoveryd matched by address, or from
+ * a discovery URL. 0 or
  * -EINVAL with err filled.
  */
 int config_initial_cluster(struct config *c, const char *ic,
 			   bool check_advertised, struct cfg_error *err);
+
+/* The token member IDs are made from: --initial-cluster-token, or the
+ * --discovery URL when there is one (as etcd does). */
+const char *config_cluster_token(const struct config *c);
 
 /* Frees what c holds; c may be reused after. NULL is a no-op. */
 void config_clear(struct config *c);

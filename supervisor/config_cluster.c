@@ -216,6 +216,13 @@ static int check_new_member(struct config *c, struct cfg_error *err)
 	return r;
 }
 
+/* etcd takes the discovery URL, as given, as the cluster token. */
+const char *config_cluster_token(const struct config *c)
+{
+	const char *d = cfg_str(c, F_DISCOVERY);
+	return d[0] ? d : cfg_str(c, F_INITIAL_CLUSTER_TOKEN);
+}
+
 int config_initial_cluster(struct config *c, const char *ic,
 			   bool check_advertised, struct cfg_error *err)
 {
@@ -252,7 +259,7 @@ int config_initial_cluster(struct config *c, const char *ic,
 						return -EINVAL;
 					}
 
-	const char *token = cfg_str(c, F_INITIAL_CLUSTER_TOKEN);
+	const char *token = config_cluster_token(c);
 	uint64_t ids[IDS_MAX_MEMBERS];
 	for (size_t i = 0; i < c->n_members; i++) {
 		c->members[i].id = ids_member_id(&c->members[i].peer_urls, token);
@@ -278,12 +285,6 @@ int config_check_bootstrap_mode(const struct config *c, struct cfg_error *err)
 		return config_fail(err, CFG_ERR_PLAIN, NULL,
 				   "--proxy=%s is not supported yet",
 				   cfg_str(c, F_PROXY));
-	if (cfg_str(c, F_DISCOVERY)[0])
-		return config_fail(err, CFG_ERR_PLAIN, NULL,
-				   "--discovery is not supported yet");
-	if (cfg_str(c, F_DISCOVERY_PROXY)[0])
-		return config_fail(err, CFG_ERR_PLAIN, NULL,
-				   "--discovery-proxy is not supported yet");
 	return 0;
 }
 
@@ -335,13 +336,16 @@ int config_bootstrap(struct config *c, bool initialized, struct cfg_error *err)
 	int r;
 
 	bool srv = cfg_str(c, F_DISCOVERY_SRV)[0] != 0;
-	if (!initialized && srv &&
+	bool disc = cfg_str(c, F_DISCOVERY)[0] != 0;
+	if (!initialized && (srv || disc) &&
 	    strcmp(cfg_str(c, F_INITIAL_CLUSTER_STATE), "existing") == 0)
 		return config_fail(err, CFG_ERR_PLAIN, NULL,
-				   "--discovery-srv with --initial-cluster-state existing "
-				   "is not supported yet");
-	/* With DNS SRV records the initial cluster comes from discoveryd. */
-	if (!initialized && !srv && (r = check_new_member(c, err)) < 0)
+				   "--%s with --initial-cluster-state existing "
+				   "is not supported yet",
+				   srv ? "discovery-srv" : "discovery");
+	/* With DNS SRV records or a discovery URL the initial cluster
+	 * comes from discoveryd. */
+	if (!initialized && !srv && !disc && (r = check_new_member(c, err)) < 0)
 		return r;
 	return check_unsupported(c, err);
 }

@@ -158,7 +158,7 @@ static int build_wcfg(const struct config *c, const struct tls_conf *tls,
 		w->n_initial_members = n;
 		w->initial_members = st->member_ptrs;
 	}
-	w->initial_cluster_token = (char *)cfg_str(c, F_INITIAL_CLUSTER_TOKEN);
+	w->initial_cluster_token = (char *)config_cluster_token(c);
 	w->snapshot_count = c->v[F_SNAPSHOT_COUNT].u;
 	w->heartbeat_interval_ms = (uint32_t)c->v[F_HEARTBEAT_INTERVAL].u;
 	w->election_timeout_ms = (uint32_t)c->v[F_ELECTION_TIMEOUT].u;
@@ -181,6 +181,9 @@ static int build_wcfg(const struct config *c, const struct tls_conf *tls,
 	w->cipher_suites = tls->ciphers;
 	w->discovery_srv = (char *)cfg_str(c, F_DISCOVERY_SRV);
 	w->discovery_srv_name = (char *)cfg_str(c, F_DISCOVERY_SRV_NAME);
+	w->discovery = (char *)cfg_str(c, F_DISCOVERY);
+	w->discovery_proxy = (char *)cfg_str(c, F_DISCOVERY_PROXY);
+	w->discovery_fallback = (char *)cfg_str(c, F_DISCOVERY_FALLBACK);
 	/* Not an etcd flag: where to send DNS queries instead of the
 	 * system's resolver (split DNS, tests). README documents it. */
 	const char *res = getenv("ETCDC_RESOLVER");
@@ -209,11 +212,12 @@ struct join_ctx {
 };
 
 /*
- * The initial cluster from DNS SRV records: as if it had been given with
- * --initial-cluster (IDs from the token), except that discoveryd matched
- * this member's advertised URLs by address. 0 or -1 once logged.
+ * The initial cluster from DNS SRV records or a discovery URL: as if it had
+ * been given with --initial-cluster (IDs from the token), except that for
+ * SRV records discoveryd matched this member's advertised URLs by address.
+ * 0 or -1 once logged.
  */
-static int srv_bootstrap(struct join_ctx *j, const Ipc__JoinResult *r)
+static int discovered_bootstrap(struct join_ctx *j, const Ipc__JoinResult *r)
 {
 	size_t len = 1;
 	for (size_t i = 0; i < r->n_members; i++)
@@ -253,7 +257,7 @@ static int joined(void *arg, Ipc__JoinResult *r,
 	/* Kept: the configuration borrows its members. */
 	j->r = r;
 	if (r->bootstrap) {
-		if (srv_bootstrap(j, r) < 0)
+		if (discovered_bootstrap(j, r) < 0)
 			return -1;
 	} else if (!r->member_id || !r->cluster_id) {
 		log_crit(PKG, "discoveryd found no IDs for this member");
@@ -407,12 +411,18 @@ static int run(int argc, char **argv)
 			goto out;
 		}
 		log_notice(PKG, "the server is already initialized as member before, starting as etcd member...");
+		if (cfg_str(&c, F_DISCOVERY)[0]) {
+			const char *wd = cfg_str(&c, F_WAL_DIR);
+			log_warn("etcdserver", "discovery token ignored since a cluster has already been initialized. Valid log found at \"%s%s\"",
+				 wd[0] ? wd : dir, wd[0] ? "" : "/member/wal");
+		}
 	} else {
 		joining = strcmp(cfg_str(&c, F_INITIAL_CLUSTER_STATE), "existing") == 0;
 		/* A joining member learns its IDs from the cluster, one from
-		 * DNS SRV records from its initial cluster there: discoveryd
-		 * finds them first. */
-		discovering = joining || cfg_str(&c, F_DISCOVERY_SRV)[0];
+		 * DNS SRV records or a discovery URL from its initial cluster
+		 * there: discoveryd finds them first. */
+		discovering = joining || cfg_str(&c, F_DISCOVERY_SRV)[0] ||
+			      cfg_str(&c, F_DISCOVERY)[0];
 		id.member_id = discovering ? 0 : c.member_id;
 		id.cluster_id = discovering ? 0 : c.cluster_id;
 		snprintf(id.name, sizeof(id.name), "%s", cfg_str(&c, F_NAME));

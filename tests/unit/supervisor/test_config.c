@@ -286,13 +286,10 @@ static void verify_errors(void)
 			     "must advertise accessible url(s) to each connected client.");
 	config_clear(&t.c);
 
-	/*
-	 * etcd would say "multiple discovery or bootstrap flags are set";
-	 * until discovery comes, the refusal of discovery itself comes first.
-	 */
 	expect_err(A("--discovery", "http://127.0.0.1:1/x", "--initial-cluster",
-		     "default=http://localhost:2380"), NOENV, CFG_ERR_PLAIN,
-		   "--discovery is not supported yet");
+		     "default=http://localhost:2380"), NOENV, CFG_ERR_VERIFY,
+		   "multiple discovery or bootstrap flags are set. Choose one of "
+		   "\"initial-cluster\", \"discovery\" or \"discovery-srv\"");
 	expect_err(A("--discovery-srv", "example.com", "--initial-cluster", "a=http://1.2.3.4:1"),
 		   NOENV, CFG_ERR_VERIFY,
 		   "multiple discovery or bootstrap flags are set. Choose one of "
@@ -428,8 +425,17 @@ static void bootstrap(void)
 		CHECK(t.c.n_members == 3);
 		config_clear(&t.c);
 	}
-	expect_err(A("--discovery", "http://127.0.0.1:1/x"), NOENV, CFG_ERR_PLAIN,
-		   "--discovery is not supported yet");
+	/* A discovery URL: no initial cluster either; the URL is the token. */
+	parse(&t, A("--discovery", "http://127.0.0.1:1/x", "--initial-cluster-token", "t"),
+	      NOENV);
+	CHECK(t.r == 0);
+	CHECK(config_bootstrap(&t.c, false, &t.e) == 0);
+	CHECK(t.c.n_members == 0);
+	CHECK_STR(config_cluster_token(&t.c), "http://127.0.0.1:1/x");
+	config_clear(&t.c);
+	expect_err(A("--discovery", "http://127.0.0.1:1/x", "--initial-cluster-state",
+		     "existing"), NOENV, CFG_ERR_PLAIN,
+		   "--discovery with --initial-cluster-state existing is not supported yet");
 	/* DNS SRV: no initial cluster of its own; discoveryd finds it. */
 	parse(&t, A("--discovery-srv", "example.com"), NOENV);
 	CHECK(t.r == 0);
