@@ -433,8 +433,8 @@ static void bootstrap(void)
 	CHECK(t.c.n_members == 0);
 	CHECK_STR(config_cluster_token(&t.c), "http://127.0.0.1:1/x");
 	config_clear(&t.c);
-	expect_err(A("--discovery", "http://127.0.0.1:1/x", "--initial-cluster-state",
-		     "existing"), NOENV, CFG_ERR_PLAIN,
+	expect_boot_err(A("--discovery", "http://127.0.0.1:1/x", "--initial-cluster-state",
+			  "existing"), CFG_ERR_PLAIN,
 		   "--discovery with --initial-cluster-state existing is not supported yet");
 	/* DNS SRV: no initial cluster of its own; discoveryd finds it. */
 	parse(&t, A("--discovery-srv", "example.com"), NOENV);
