@@ -77,6 +77,10 @@ static void send_query(struct gw *gw, struct pending *p, uint64_t min_applied)
 		q.query_case = IPC__QUERY__QUERY_LEASE_TIME_TO_LIVE;
 		q.lease_time_to_live = (Etcdserverpb__LeaseTimeToLiveRequest *)p->msg;
 		break;
+	case PK_V2:
+		q.query_case = IPC__QUERY__QUERY_V2;
+		q.v2 = (Etcdserverpb__Request *)p->msg;
+		break;
 	case PK_LEASE_LEASES:
 		q.query_case = IPC__QUERY__QUERY_LEASE_LEASES;
 		q.lease_leases = (Etcdserverpb__LeaseLeasesRequest *)p->msg;
@@ -286,6 +290,10 @@ static void on_result(struct gw *gw, const struct msg_hdr *hdr,
 
 	if (!p) {
 		stream_on_result(gw, hdr->id, r);
+	} else if (p->kind == PK_V2) {
+		v2_on_result(gw, p, r);
+	} else if (p->kind == PK_V2_NEW) {
+		v2_new_on_result(gw, p, r);
 	} else if (p->kind == PK_PEER_MEMBERS) {
 		peer_members_answer(gw, p, r);
 	} else if ((p->kind == PK_MEMBER_ADD || p->kind == PK_MEMBER_REMOVE) &&
@@ -521,6 +529,7 @@ int gw_init(struct gw *gw, struct worker *w)
 	reqid_init(&gw->ids, gw->member_id, unix_ms());
 	TAILQ_INIT(&gw->dq_req);
 	TAILQ_INIT(&gw->dq_health);
+	TAILQ_INIT(&gw->dq_none);
 	TAILQ_INIT(&gw->ri_round);
 	TAILQ_INIT(&gw->ri_wait);
 	TAILQ_INIT(&gw->m_wait);

@@ -60,6 +60,8 @@ enum pkind {
 	PK_MEMBER_UPDATE,
 	PK_MEMBER_PROMOTE,
 	PK_PEER_MEMBERS, /* GET /members on the peer port (peer_members.c) */
+	PK_V2,        /* /v2/keys (v2_keys.c) */
+	PK_V2_NEW,    /* our discovery service's /new?size=N (v2_new.c) */
 	PK_WATCH,     /* streams: routes and counters only, never pending */
 	PK_KEEPALIVE,
 	PK_MAX
@@ -82,10 +84,16 @@ struct pending {
 	struct evhttp_request *req; /* NULL once the client is gone */
 	struct conn *conn;
 	uint64_t deadline_ms;
-	TAILQ_ENTRY(pending) dq; /* the deadline queue it belongs to */
+	struct pqueue *dq;       /* the deadline queue it is on */
+	TAILQ_ENTRY(pending) dq_link;
 	TAILQ_ENTRY(pending) rq; /* ri_wait or ri_round */
 	struct arena arena;      /* owns msg and what it points to */
 	ProtobufCMessage *msg;   /* the decoded request */
+	/* v2 only: noValueOnSuccess; the chunked reply of a wait started;
+	 * PK_V2_NEW: the discovery URL's beginning, scheme://host. */
+	int no_value, started;
+	const char *base_url;
+	struct event *gone_ev;   /* a v2 wait: watches for its client's EOF */
 };
 
 TAILQ_HEAD(pqueue, pending);
@@ -134,6 +142,7 @@ struct gw {
 	struct u64map pend;         /* id -> struct pending */
 	struct pqueue dq_req;       /* deadline order, request timeout */
 	struct pqueue dq_health;    /* deadline order, health timeout */
+	struct pqueue dq_none;      /* v2 waits: no deadline */
 	struct event *tick;         /* expires deadlines */
 
 	/* Read-index rounds: one in flight (ri_id, ri_round); what arrives
@@ -182,6 +191,9 @@ void pending_fail(struct gw *gw, struct pending *p, uint32_t code,
 void pending_fail_if(struct gw *gw, int (*pred)(const struct pending *),
 		     uint32_t code, const char *msg);
 void pending_expire(struct gw *gw, uint64_t now_ms);
+/* p waits without a deadline (a v2 wait, until an event or its client
+ * goes). */
+void pending_no_deadline(struct gw *gw, struct pending *p);
 
 /* http_reply.c */
 /* 200-style reply with body (taken: malloc'd) of type ctype. */
@@ -252,6 +264,27 @@ void stream_conn_gone(struct conn *c);
 /* A MSG_RESULT for a query a stream made: 1 if it was one, else 0. */
 int stream_on_result(struct gw *gw, uint64_t id, const Ipc__Result *r);
 void stream_storaged_down(struct gw *gw);
+
+/* v2_keys.c, v2_reply.c, v2_new.c: the v2 keys API (--enable-v2) and our
+ * discovery service. */
+void v2_keys_handle(struct gw *gw, struct evhttp_request *req,
+		    struct conn *c, const char *rest);
+/* etcd's v2 error body {"errorCode","message","cause","index"}. */
+void v2_reply_error(struct gw *gw, struct evhttp_request *req, int code,
+		    const char *cause, uint64_t index);
+/* Answers p with a v2 error (if its client is there) and frees it. */
+void pending_v2_fail(struct gw *gw, struct pending *p, int code,
+		     const char *cause);
+/* storaged's answer for p (r borrowed). */
+void v2_on_result(struct gw *gw, struct pending *p, const Ipc__Result *r);
+/* The client of a pending v2 wait went away: tell storaged, free p. */
+void v2_wait_gone(struct gw *gw, struct pending *p);
+/* Watches p's connection for the client closing while p waits (evhttp
+ * reads nothing while a request is outstanding). */
+void v2_watch_gone(struct gw *gw, struct pending *p);
+void v2_new_handle(struct gw *gw, struct evhttp_request *req, struct conn *c,
+		   const struct gw_listener *l);
+void v2_new_on_result(struct gw *gw, struct pending *p, const Ipc__Result *r);
 
 /* gw_metrics.c */
 void gwm_handle(struct gw *gw, struct evhttp_request *req, struct conn *c);

@@ -67,6 +67,9 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 			evhttp_request_free(p->req);
 		p->req = NULL;
 		p->conn = NULL;
+		/* A v2 wait would never end by itself. */
+		if (p->kind == PK_V2 && p->dq == &gw->dq_none)
+			v2_wait_gone(gw, p);
 	}
 	free(c);
 	if (gw->conns.n < GW_MAX_CONNS * 9 / 10)
@@ -258,7 +261,16 @@ static void on_request(struct evhttp_request *req, void *arg)
 			http_reply_error(req, 8, "etcdserver: too many requests");
 		return;
 	}
-	/* /v2/keys (later), /v3alpha and anything else: Go's mux 404. */
+	if (gw->w->cfg->enable_v2 &&
+	    (strcmp(path, "/v2/keys") == 0 || (rest = after(path, "/v2/keys/")))) {
+		v2_keys_handle(gw, req, conn_get(gw, req), path + 8);
+		return;
+	}
+	if (gw->w->cfg->enable_v2 && strcmp(path, "/new") == 0) {
+		v2_new_handle(gw, req, conn_get(gw, req), l);
+		return;
+	}
+	/* /v2 without --enable-v2, /v3alpha and anything else: Go's mux 404. */
 	http_reply_text(req, 404, "404 page not found\n", NULL);
 }
 

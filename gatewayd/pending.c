@@ -36,12 +36,21 @@ struct pending *pending_new(struct gw *gw, struct evhttp_request *req,
 	arena_init(&p->arena, 4 * (gw->grpc_max + 4096));
 	if (kind == PK_HEALTH) {
 		p->deadline_ms = gw_now_ms() + GW_HEALTH_TIMEOUT_MS;
-		TAILQ_INSERT_TAIL(&gw->dq_health, p, dq);
+		p->dq = &gw->dq_health;
 	} else {
 		p->deadline_ms = gw_now_ms() + gw->timeout_ms;
-		TAILQ_INSERT_TAIL(&gw->dq_req, p, dq);
+		p->dq = &gw->dq_req;
 	}
+	TAILQ_INSERT_TAIL(p->dq, p, dq_link);
 	return p;
+}
+
+void pending_no_deadline(struct gw *gw, struct pending *p)
+{
+	TAILQ_REMOVE(p->dq, p, dq_link);
+	p->dq = &gw->dq_none;
+	p->deadline_ms = UINT64_MAX;
+	TAILQ_INSERT_TAIL(p->dq, p, dq_link);
 }
 
 void pending_free(struct gw *gw, struct pending *p)
@@ -49,7 +58,7 @@ void pending_free(struct gw *gw, struct pending *p)
 	if (!p)
 		return;
 	u64map_del(&gw->pend, p->id);
-	TAILQ_REMOVE(p->kind == PK_HEALTH ? &gw->dq_health : &gw->dq_req, p, dq);
+	TAILQ_REMOVE(p->dq, p, dq_link);
 	if (p->in_ri == 1)
 		TAILQ_REMOVE(&gw->ri_wait, p, rq);
 	else if (p->in_ri == 2)
@@ -58,6 +67,8 @@ void pending_free(struct gw *gw, struct pending *p)
 		TAILQ_REMOVE(&gw->m_wait, p, rq);
 	if (p->conn)
 		p->conn->pending = NULL;
+	if (p->gone_ev)
+		event_free(p->gone_ev);
 	arena_done(&p->arena);
 	free(p);
 }
@@ -65,6 +76,11 @@ void pending_free(struct gw *gw, struct pending *p)
 void pending_fail(struct gw *gw, struct pending *p, uint32_t code,
 		  const char *msg)
 {
+	if (p->kind == PK_V2 || p->kind == PK_V2_NEW) {
+		/* etcd's v2 API wraps what is not a store error in 300. */
+		pending_v2_fail(gw, p, 300, msg);
+		return;
+	}
 	if (p->req) {
 		if (p->kind == PK_HEALTH)
 			http_reply_health(p->req, 0);
@@ -77,11 +93,11 @@ void pending_fail(struct gw *gw, struct pending *p, uint32_t code,
 void pending_fail_if(struct gw *gw, int (*pred)(const struct pending *),
 		     uint32_t code, const char *msg)
 {
-	struct pqueue *qs[] = { &gw->dq_req, &gw->dq_health };
-	for (int i = 0; i < 2; i++) {
+	struct pqueue *qs[] = { &gw->dq_req, &gw->dq_health, &gw->dq_none };
+	for (int i = 0; i < 3; i++) {
 		struct pending *p = TAILQ_FIRST(qs[i]), *next;
 		for (; p; p = next) {
-			next = TAILQ_NEXT(p, dq);
+			next = TAILQ_NEXT(p, dq_link);
 			if (pred(p))
 				pending_fail(gw, p, code, msg);
 		}

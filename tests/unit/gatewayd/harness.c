@@ -470,7 +470,15 @@ static void on_response(struct evhttp_request *req, void *arg)
 		snprintf(x->cors, sizeof(x->cors), "%s", v);
 	if ((v = evhttp_find_header(h, "Grpc-Metadata-Content-Type")))
 		snprintf(x->grpc_ct, sizeof(x->grpc_ct), "%s", v);
+	if ((v = evhttp_find_header(h, "X-Etcd-Index")))
+		snprintf(x->etcd_index, sizeof(x->etcd_index), "%s", v);
+	if ((v = evhttp_find_header(h, "X-Etcd-Cluster-Id")))
+		snprintf(x->cluster, sizeof(x->cluster), "%s", v);
+	if ((v = evhttp_find_header(h, "Allow")))
+		snprintf(x->allow, sizeof(x->allow), "%s", v);
 }
+
+const char *request_ctype;
 
 void start(struct exchange *x, int port, enum evhttp_cmd_type m,
 	   const char *path, const char *body, size_t blen)
@@ -480,6 +488,9 @@ void start(struct exchange *x, int port, enum evhttp_cmd_type m,
 					      (unsigned short)port);
 	struct evhttp_request *req = evhttp_request_new(on_response, x);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", "x");
+	if (request_ctype)
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+				  "Content-Type", request_ctype);
 	if (body)
 		evbuffer_add(evhttp_request_get_output_buffer(req), body, blen);
 	evhttp_make_request(x->evcon, req, m, path);
@@ -504,6 +515,12 @@ struct exchange *http(enum evhttp_cmd_type m, const char *path,
 
 void raw_start(struct raw *r, const char *path, const char *body, int rcvbuf)
 {
+	raw_start_method(r, "POST", path, body, rcvbuf);
+}
+
+void raw_start_method(struct raw *r, const char *method, const char *path,
+		      const char *body, int rcvbuf)
+{
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	char head[256];
 	memset(r, 0, sizeof(*r));
@@ -515,8 +532,8 @@ void raw_start(struct raw *r, const char *path, const char *body, int rcvbuf)
 	a.sin_port = htons((unsigned short)client_port);
 	assert(connect(r->fd, (struct sockaddr *)&a, sizeof(a)) == 0);
 	int n = snprintf(head, sizeof(head),
-			 "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
-			 path, strlen(body));
+			 "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+			 method, path, strlen(body));
 	assert(write(r->fd, head, (size_t)n) == n);
 	assert(write(r->fd, body, strlen(body)) == (ssize_t)strlen(body));
 	fcntl(r->fd, F_SETFL, O_NONBLOCK);

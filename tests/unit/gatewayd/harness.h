@@ -103,8 +103,11 @@ struct exchange {
 	char ctype[128];
 	char cors[64];
 	char grpc_ct[64];
+	char etcd_index[32], cluster[32], allow[64];
 	struct evhttp_connection *evcon;
 };
+/* The Content-Type start() sends, if set. */
+extern const char *request_ctype;
 void start(struct exchange *x, int port, enum evhttp_cmd_type m,
 	   const char *path, const char *body, size_t blen);
 void finish(struct exchange *x);
@@ -127,6 +130,8 @@ struct raw {
 };
 /* rcvbuf: the client's SO_RCVBUF (0: default). */
 void raw_start(struct raw *r, const char *path, const char *body, int rcvbuf);
+void raw_start_method(struct raw *r, const char *method, const char *path,
+		      const char *body, int rcvbuf);
 /* Reads what is there, after a pass of the loop. */
 void raw_pump(struct raw *r);
 /* The decoded chunked body (malloc'd); chunks counted, ended set if the
