@@ -254,7 +254,6 @@ def test_guide_case2_different_advertised_urls(tmp_path):
 # ------------------------------------------------------------------ later features
 
 LATER = [
-    ("discovery", ["--discovery", "http://127.0.0.1:1/v2/keys/discovery/x"], "--discovery"),
     ("proxy", ["--proxy", "on"], "--proxy"),
     ("config-file", ["--config-file", "etcd.conf.yml"], "--config-file"),
 ]
