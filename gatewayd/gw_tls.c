@@ -58,6 +58,9 @@ struct gw_tls {
 	uint64_t log_dropped;
 	struct sess sess[GW_TLS_SESSIONS];
 	unsigned sess_next;        /* the slot replaced next when full */
+	/* The name every peer's certificate must carry instead of its URL's
+	 * host: the SRV domain (see gw_tls_init), or NULL. */
+	const char *peer_name;
 };
 
 static int conn_idx = -1;
@@ -364,7 +367,8 @@ struct evhttp_connection *gw_tls_connect(struct gw *gw, const char *host,
 	if (!ssl)
 		return NULL;
 	snprintf(key, sizeof(key), "%s:%d", host, port);
-	if (new_conn(t, ssl, 0) < 0 || tls_client_set_host(ssl, host) < 0) {
+	if (new_conn(t, ssl, 0) < 0 ||
+	    tls_client_set_host(ssl, t->peer_name ? t->peer_name : host) < 0) {
 		SSL_free(ssl);
 		return NULL;
 	}
@@ -521,6 +525,19 @@ int gw_tls_init(struct gw *gw)
 		goto fail;
 	struct timeval tv = { 1, 0 };
 	event_add(t->sweep, &tv);
+	/*
+	 * DNS SRV discovery over TLS without a peer CA: peers are checked
+	 * against the system's roots for the SRV domain itself, as etcd sets
+	 * ServerName to it: "server will only authenticate peers/clients when
+	 * the provided certs have root domain example.com as an entry in
+	 * Subject Alternative Name (SAN) field" (the guide). etcd does it on
+	 * a member's first start only; we do it on every start, so a
+	 * restart does not relax the rule.
+	 */
+	const Ipc__TlsInfo *pt = cfg->peer_tls;
+	if (cfg->discovery_srv && cfg->discovery_srv[0] && pt &&
+	    !(pt->trusted_ca_file && pt->trusted_ca_file[0]) && !pt->auto_tls)
+		t->peer_name = cfg->discovery_srv;
 	/* A side without a certificate has no server context: its https
 	 * listeners are refused. Connections to https peers always work,
 	 * verified against the system's roots without peer settings. */

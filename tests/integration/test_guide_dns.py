@@ -19,6 +19,7 @@ import time
 import pytest
 
 import etcdlib
+import tlslib
 from etcdlib import member_id, run_etcd, wait_until
 
 pytestmark = pytest.mark.ours_only
@@ -39,9 +40,9 @@ def _udp_port_free(host, port):
         s.close()
 
 
-@pytest.fixture
-def dns():
-    """dnsmasq answering for example.com (and nothing else) on a fresh loopback host."""
+def _dnsmasq(service):
+    """dnsmasq answering for example.com (and nothing else) on a fresh loopback host:
+    SRV records of `service` for infra{0,1,2}.example.com:2380, their A records."""
     if not os.path.exists(DNSMASQ):
         pytest.fail("dnsmasq is missing (tests/install-deps.sh installs dnsmasq-base)")
     host = next(h for h in ("127.0.3.53", "127.0.3.54", "127.0.3.55")
@@ -50,7 +51,7 @@ def dns():
             "--no-hosts", "--bind-interfaces", "--listen-address=" + host, "--port=53",
             "--local=/com/", "--user=root", "--pid-file="]
     for i, h in enumerate(HOSTS):
-        args.append("--srv-host=_etcd-server._tcp.example.com,infra%d.example.com,2380,0,0" % i)
+        args.append("--srv-host=%s.example.com,infra%d.example.com,2380,0,0" % (service, i))
         args.append("--host-record=infra%d.example.com,%s" % (i, h))
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -78,6 +79,16 @@ def dns():
             p.wait(5)
 
 
+@pytest.fixture
+def dns():
+    yield from _dnsmasq("_etcd-server._tcp")
+
+
+@pytest.fixture
+def dns_ssl():
+    yield from _dnsmasq("_etcd-server-ssl._tcp")
+
+
 def guide_flags(i):
     h = HOSTS[i]
     return ["--name", "infra%d" % i, "--discovery-srv", "example.com",
@@ -88,12 +99,16 @@ def guide_flags(i):
             "--listen-peer-urls", "http://%s:2380" % h]
 
 
-def test_guide_dns_srv_bootstrap(members, dns):
+def need_guide_ports():
     for h in HOSTS:
         for port in (2379, 2380):
             if not etcdlib._port_free(h, port):
                 pytest.fail("%s:%d is taken; the guide's tests need it" % (h, port),
                             pytrace=False)
+
+
+def test_guide_dns_srv_bootstrap(members, dns):
+    need_guide_ports()
     env = {"ETCDC_RESOLVER": dns}
     ms = [members.new("infra%d" % i, plain=True, host=HOSTS[i], env=env,
                       args=guide_flags(i) + ["--data-dir", "infra%d.etcd" % i])
@@ -148,3 +163,51 @@ def test_unknown_domain(members, dns, tmp_path):
     assert p.returncode == 1, p.stderr
     assert "error querying DNS SRV records for _etcd-server" in p.stderr, p.stderr
     assert time.monotonic() - t0 < 30
+
+
+def tls_members(members, dns_ssl, tmp_path, with_domain):
+    """The guide's three members over https peers, bootstrapped from
+    _etcd-server-ssl records, with certificates of a test CA that the members trust
+    as their system roots (SSL_CERT_FILE) and no --peer-trusted-ca-file: then a
+    peer's certificate must name the SRV domain itself (the guide's SAN rule)."""
+    need_guide_ports()
+    ca = tlslib.CA(tmp_path / "pki", "srv-ca")
+    ms = []
+    for i, h in enumerate(HOSTS):
+        names = ["infra%d.example.com" % i] + (["example.com"] if with_domain else [])
+        crt, key = ca.issue("infra%d" % i, ips=[h], dns=names)
+        env = {"ETCDC_RESOLVER": dns_ssl, "SSL_CERT_FILE": str(ca.crt)}
+        args = ["--name", "infra%d" % i, "--discovery-srv", "example.com",
+                "--initial-advertise-peer-urls", "https://%s:2380" % h,
+                "--initial-cluster-token", TOKEN, "--initial-cluster-state", "new",
+                "--advertise-client-urls", "http://%s:2379" % h,
+                "--listen-client-urls", "http://%s:2379" % h,
+                "--listen-peer-urls", "https://%s:2380" % h,
+                "--peer-cert-file", str(crt), "--peer-key-file", str(key),
+                "--data-dir", "infra%d.etcd" % i]
+        ms.append(members.new("infra%d" % i, plain=True, host=h, env=env, args=args))
+    for m in ms:
+        m.spawn()
+    return ms
+
+
+def test_srv_tls_peers_with_the_domain_in_their_certificates(members, dns_ssl, tmp_path):
+    ms = tls_members(members, dns_ssl, tmp_path, with_domain=True)
+    for m in ms:
+        m.wait_healthy()
+    got = ms[0].client.ok("/v3/cluster/member/list", {})["members"]
+    assert sorted(u for x in got for u in x["peerURLs"]) == \
+        ["https://infra%d.example.com:2380" % i for i in range(3)]
+    assert ms[0].client.put("srv-tls", "v")
+    wait_until(lambda: ms[2].client.get_value("srv-tls") == b"v", 10, 0.1,
+               "infra2 to read the write")
+
+
+def test_srv_tls_peers_without_the_domain_are_refused(members, dns_ssl, tmp_path):
+    ms = tls_members(members, dns_ssl, tmp_path, with_domain=False)
+    # certificates valid for their own host names and addresses only: no member
+    # accepts another's, so no leader is ever elected
+    time.sleep(4)
+    for m in ms:
+        assert not m.client.healthy(), m.stderr_text()
+    assert any("not example.com" in m.stderr_text() for m in ms), ms[0].stderr_text()
