@@ -4,20 +4,16 @@
  * joining a running cluster (--initial-cluster-state existing) gets it
  * here from the other members' peer ports (join_*.c), and a new cluster
  * bootstrapped from DNS SRV records (--discovery-srv) from the records
- * (bootstrap_srv.c, srv*.c); the supervisor starts the other workers once
- * it has the answer. Otherwise, and afterwards, this
- * worker waits to be stopped (SIGTERM, or the supervisor's link closing:
- * common/worker.c).
- *
- * Still to come (issue 7), here and nowhere else: etcd's v2 discovery
- * protocol against --discovery (register this member under the discovery
- * URL, wait for _config/size members, honouring --discovery-proxy /
- * ETCD_DISCOVERY_PROXY and --discovery-fallback).
- * It stays idle when the data dir already holds a WAL.
+ * (bootstrap_srv.c, srv*.c), and one bootstrapped with etcd discovery
+ * (--discovery) from the discovery cluster (discovery*.c); the supervisor
+ * starts the other workers once it has the answer. Otherwise, and
+ * afterwards (a restart, a data dir with a WAL), this worker waits to be
+ * stopped (SIGTERM, or the supervisor's link closing: common/worker.c).
  */
 #include <string.h>
 #include <unistd.h>
 
+#include "discovery.h"
 #include "join.h"
 #include "log.h"
 #include "worker.h"
@@ -34,6 +30,9 @@ static void on_msg(struct worker *w, enum proc_role from,
 	(void)w;
 }
 
+/* Which of the answers this run of discoveryd produces (w->arg's type). */
+static enum { M_NONE, M_JOIN, M_DISCOVERY } mode;
+
 static int on_start(struct worker *w)
 {
 	/* member_id is set once the join's result is known: a restarted
@@ -45,7 +44,18 @@ static int on_start(struct worker *w)
 			worker_fatal(w, "discoveryd: out of memory");
 		return 0;
 	}
+	if (w->cfg->discovery && w->cfg->discovery[0] && !w->cfg->member_id) {
+		/* Asynchronous, and it may wait for the other members for
+		 * as long as they take. */
+		mode = M_DISCOVERY;
+		int r = discovery_start(w);
+		if (r < 0)
+			worker_fatal(w, "discoveryd: cannot start the discovery: %s",
+				     strerror(-r));
+		return 0;
+	}
 	if (w->cfg->join && !w->cfg->member_id) {
+		mode = M_JOIN;
 		int r = join_start(w);
 		if (r < 0)
 			worker_fatal(w, "discoveryd: cannot fetch the cluster: %s",
@@ -58,7 +68,10 @@ static int on_start(struct worker *w)
 
 static void on_stop(struct worker *w)
 {
-	join_done(w);
+	if (mode == M_DISCOVERY)
+		discovery_done(w);
+	else if (mode == M_JOIN)
+		join_done(w);
 }
 
 static const struct worker_ops ops = {

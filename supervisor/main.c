@@ -478,6 +478,10 @@ static int run(int argc, char **argv)
 		 (unsigned long long)c.v[F_ELECTION_TIMEOUT].u);
 	log_info("embed", "snapshot count = %llu",
 		 (unsigned long long)c.v[F_SNAPSHOT_COUNT].u);
+	if (cfg_str(&c, F_DISCOVERY)[0])
+		log_info("embed", "discovery URL= %s", cfg_str(&c, F_DISCOVERY));
+	if (cfg_str(&c, F_DISCOVERY_PROXY)[0])
+		log_info("embed", "discovery proxy = %s", cfg_str(&c, F_DISCOVERY_PROXY));
 	log_urls("advertise client URLs", cfg_urls(&c, F_ADVERTISE_CLIENT_URLS));
 	if (!initialized) {
 		log_urls("initial advertise peer URLs",
