@@ -6,6 +6,7 @@
 #include "confchange.h"
 #include "lease.h"
 #include "raft_internal.pb-c.h"
+#include "v2apply.h"
 
 void apply_set_error(Ipc__Result *res, struct arena *a, int err)
 {
@@ -52,6 +53,10 @@ static int apply_request(struct mvcc *m,
 	} else if (r->lease_revoke) {
 		res->response_case = IPC__RESULT__RESPONSE_LEASE_REVOKE;
 		err = lessor_revoke(m, r->lease_revoke, a, &res->lease_revoke);
+	} else if (r->v2) {
+		/* etcd's v2 keys API: the answer, event or error, is in
+		 * res->v2 (none for the leader's SYNC). */
+		return v2_apply(mvcc_v2(m), r->v2, a, &res->v2);
 	} else if (r->cluster_member_attr_set) {
 		/* A member's publish: nobody waits for an answer. */
 		return mvcc_member_attr_set(m, r->cluster_member_attr_set, a);

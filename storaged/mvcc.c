@@ -15,6 +15,7 @@ static const char *const cf_names[CF_MAX] = {
 	[CF_META] = "meta",
 	[CF_MEMBERS] = "members",
 	[CF_LEASE] = "lease",
+	[CF_V2] = "v2",
 };
 
 void mvcc_strerror(int err, uint32_t *ret_code, const char **ret_msg)
@@ -331,6 +332,10 @@ int mvcc_open(const char *path, const struct mvcc_options *opt,
 		set_err(ret_err, "cannot read leases", strerror(-ret));
 		goto fail;
 	}
+	if ((ret = mvcc_v2_open(m)) < 0) {
+		set_err(ret_err, "cannot read the v2 store", strerror(-ret));
+		goto fail;
+	}
 	*ret_m = m;
 	return 0;
 fail:
@@ -363,6 +368,7 @@ void mvcc_close(struct mvcc *m)
 		rocksdb_cache_destroy(m->cache);
 	members_clear(m);
 	lessor_free(m);
+	mvcc_v2_close(m);
 	ki_free(m->ki);
 	free(m->chg);
 	arena_done(&m->pend_arena);

@@ -172,6 +172,13 @@ int mvcc_scan(struct mvcc *m, int64_t *pos_main, uint32_t *pos_sub,
 uint64_t mvcc_compacted_keys(const struct mvcc *m);
 
 /*
+ * The v2 keys store (v2store.h), kept in the "v2" column family: its
+ * changes join the current batch, its index is recorded with the applied
+ * index. Loaded at open; owned by the store.
+ */
+struct v2store *mvcc_v2(struct mvcc *m);
+
+/*
  * The members column family: member ID -> packed etcdserverpb.Member.
  * Writes go into the current batch.
  */

@@ -19,6 +19,7 @@ enum mvcc_cf {
 	CF_MEMBERS,     /* member ID (8 bytes BE) -> packed etcdserverpb.Member;
 			 * ID + 'r' -> "" for a removed member */
 	CF_LEASE,       /* lease ID (8 bytes BE) -> TTL (8 bytes BE) */
+	CF_V2,          /* v2 store: node path -> packed ipc.V2Node */
 	CF_MAX
 };
 
@@ -27,6 +28,8 @@ enum mvcc_cf {
 #define META_REV "currentRev"
 #define META_SCHEDULED "scheduledCompactRev"
 #define META_FINISHED "finishedCompactRev"
+/* Ours: the v2 store's index (X-Etcd-Index). */
+#define META_V2INDEX "v2Index"
 
 /* A key-value written by the batch in progress, not yet in RocksDB. */
 struct pending_kv {
@@ -86,6 +89,9 @@ struct mvcc {
 	size_t nremoved;
 
 	struct lessor *ls;
+	struct v2store *v2;     /* the v2 keys store (mvcc_v2.c) */
+	uint8_t *v2buf;         /* scratch for one packed node */
+	size_t v2cap;
 
 	/* The writes of the last batch, for the watch hub (keys in
 	 * pend_arena, which is cleared when the next batch begins). */
@@ -244,6 +250,9 @@ void meta_put(rocksdb_writebatch_t *wb, struct mvcc *m, const char *name,
 int mvcc_compact_index(struct mvcc *m, int64_t rev);
 /* Removes revisions freed by the compaction at rev (m->keep stays). */
 int mvcc_compact_physical(struct mvcc *m, int64_t rev);
+/* The v2 store (mvcc_v2.c): loaded at open, freed at close. */
+int mvcc_v2_open(struct mvcc *m);
+void mvcc_v2_close(struct mvcc *m);
 /* At open: loads the members CF into m->members. */
 int members_load(struct mvcc *m);
 void members_clear(struct mvcc *m);

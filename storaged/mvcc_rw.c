@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mvcc_int.h"
+#include "v2store.h"
 
 int mvcc_batch_begin(struct mvcc *m)
 {
@@ -34,6 +35,8 @@ int mvcc_batch_commit(struct mvcc *m)
 		return -EINVAL;
 	meta_put(m->wb, m, META_APPLIED, (int64_t)m->applied);
 	meta_put(m->wb, m, META_REV, m->rev);
+	if (m->v2)
+		meta_put(m->wb, m, META_V2INDEX, (int64_t)v2_index(m->v2));
 	char *err = NULL;
 	rocksdb_write(m->db, m->wo, m->wb, &err);
 	rocksdb_writebatch_clear(m->wb);

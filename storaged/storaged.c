@@ -2,8 +2,9 @@
  * storaged: applies committed Raft entries to the MVCC store (RocksDB),
  * answers reads, runs the watch hub and the lessor. Peers: raftd (MSG_APPLY
  * and MSG_RAFT_STATE in; MSG_APPLIED and storaged's own MSG_PROPOSE out:
- * lease revokes, publish), gatewayd (MSG_QUERY, MSG_WATCH_*, MSG_METRICS
- * and the snapshot frames MSG_SNAP_MAKE and MSG_SNAP_CHUNK in; MSG_RESULT
+ * lease revokes, publish, v2 SYNC), gatewayd (MSG_QUERY, MSG_WATCH_*,
+ * MSG_V2_CANCEL, MSG_METRICS and the snapshot frames MSG_SNAP_MAKE and
+ * MSG_SNAP_CHUNK in; MSG_RESULT
  * for queries and for the proposals this member made, MSG_WATCH_EVENTS,
  * MSG_METRICS_RESP, MSG_SNAP_FILE and MSG_SNAP_ACK out).
  */
@@ -18,6 +19,7 @@
 #include "lease.h"
 #include "log.h"
 #include "storaged.h"
+#include "v2store.h"
 
 /* How often applied entries are synced to disk (durable_index). */
 #define SYNC_INTERVAL_MS 100
@@ -75,6 +77,10 @@ static void too_many(struct storaged *st, uint64_t id, Ipc__Query *q)
 static void answer_or_hold(uint64_t id, Ipc__Query *q, void *arg)
 {
 	struct storaged *st = arg;
+	if (q->query_case == IPC__QUERY__QUERY_V2) {
+		storaged_v2_query(st, id, q);
+		return;
+	}
 	/* Only the leader renews (follower forwarding comes with
 	 * clustering): a keepalive waits for this member to lead, and
 	 * gatewayd's deadline ends the wait if that never happens. */
@@ -230,6 +236,7 @@ static void on_apply(struct storaged *st, const struct msg_hdr *hdr,
 	 * waiting reads. */
 	for (size_t i = 0; i < nout; i++)
 		send_result(st, outs[i].id, outs[i].res, a);
+	storaged_v2_flush(st);
 	if ((r = whub_apply(st->hub)) < 0)
 		worker_fatal(st->w, "storaged: cannot build watch events: %s",
 			     strerror(-r));
@@ -315,6 +322,9 @@ static void on_msg(struct worker *w, enum proc_role from,
 		case MSG_SNAP_CHUNK:
 			storaged_snap_chunk(st, hdr, body);
 			break;
+		case MSG_V2_CANCEL:
+			storaged_v2_cancel(st, hdr->id);
+			break;
 		default:
 			log_warn("etcdserver", "ignored %s from gatewayd",
 				 msg_type_name(hdr->type));
@@ -344,6 +354,7 @@ static void on_peer_down(struct worker *w, enum proc_role role)
 		query_queue_clear(&st->queue);
 		query_queue_clear(&st->keepalives);
 		whub_clear(st->hub);
+		storaged_v2_gw_down(st);
 		storaged_snap_gw_down(st);
 	}
 }
@@ -393,6 +404,10 @@ static int on_start(struct worker *w)
 	log_info("mvcc", "restored %zu keys at revision %lld, applied index %llu",
 		 mvcc_key_count(st->m), (long long)mvcc_rev(st->m),
 		 (unsigned long long)mvcc_applied(st->m));
+	if (v2_node_count(mvcc_v2(st->m)))
+		log_info("etcdserver", "restored %zu v2 nodes at index %llu",
+			 v2_node_count(mvcc_v2(st->m)),
+			 (unsigned long long)v2_index(mvcc_v2(st->m)));
 	if (mvcc_compact_rev(st->m) > 0)
 		log_info("mvcc", "restore compact to %lld",
 			 (long long)mvcc_compact_rev(st->m));
@@ -406,7 +421,8 @@ static int on_start(struct worker *w)
 	st->sync_ev = event_new(w->base, -1, EV_PERSIST, on_sync, st);
 	struct timeval tv = { 0, SYNC_INTERVAL_MS * 1000 };
 	if (!st->sync_ev || event_add(st->sync_ev, &tv) < 0 ||
-	    storaged_timers_start(st) < 0 || storaged_snap_start(st) < 0)
+	    storaged_timers_start(st) < 0 || storaged_snap_start(st) < 0 ||
+	    storaged_v2_start(st) < 0)
 		worker_fatal(w, "storaged: cannot start the timers");
 	return 0;
 }
@@ -420,6 +436,7 @@ static void on_stop(struct worker *w)
 	}
 	storaged_timers_stop(st);
 	storaged_snap_stop(st);
+	storaged_v2_stop(st);
 	if (st->m && mvcc_applied(st->m) > st->durable && mvcc_sync(st->m) == 0)
 		st->durable = mvcc_applied(st->m);
 }

@@ -48,6 +48,7 @@ struct storaged {
 	struct event *lease_ev;
 	struct event *progress_ev;
 	struct event *publish_ev;
+	struct event *v2sync_ev;
 	/* Snapshots (storaged_snap.c); paths under <data-dir>/member. */
 	char *memberdir, *snapdir, *dbpath;
 	struct snap_recv *recv;
@@ -94,5 +95,18 @@ void storaged_snap_gw_down(struct storaged *st);
 void storaged_publish(struct storaged *st);
 /* Our publish (request st->publish_id) was applied. */
 void storaged_published(struct storaged *st);
+
+/* The v2 keys API (storaged_v2.c). */
+int storaged_v2_start(struct storaged *st);
+void storaged_v2_stop(struct storaged *st);
+/* A Query.v2 from gatewayd (ownership of q transferred). */
+void storaged_v2_query(struct storaged *st, uint64_t id, Ipc__Query *q);
+/* MSG_V2_CANCEL: the client of wait id went away. */
+void storaged_v2_cancel(struct storaged *st, uint64_t id);
+/* After an apply batch is committed: answers the waits it fired. */
+void storaged_v2_flush(struct storaged *st);
+void storaged_v2_gw_down(struct storaged *st);
+/* Before the store is replaced by a snapshot: ends every wait. */
+void storaged_v2_recovery(struct storaged *st);
 
 #endif

@@ -194,6 +194,7 @@ static int swap_store(struct storaged *st)
 {
 	int64_t seen = mvcc_rev(st->m);
 	char *err = NULL;
+	storaged_v2_recovery(st);
 	mvcc_close(st->m);
 	st->m = NULL;
 	int ret = snap_install(st->memberdir);

@@ -8,7 +8,8 @@
  * with a lease, lease queries (a keepalive held until this member leads),
  * metrics, and the leader's revoke proposal of an expired lease, whose
  * apply deletes the key for the watchers without a result for gatewayd;
- * then membership changes answered to this member's proposals only.
+ * then membership changes answered to this member's proposals only; then
+ * the v2 keys API (reads, waits, the leader's SYNC, a restart).
  */
 #include <signal.h>
 #include <sys/socket.h>
@@ -21,6 +22,7 @@
 #include "link.h"
 #include "proc.h"
 #include "raft_internal.pb-c.h"
+#include "v2.pb-c.h"
 
 #define MEMBER_ID 0x8e9e05c52164694dull
 #define OUR_ID(n) (((MEMBER_ID & 0xffff) << 48) | (n))
@@ -587,6 +589,135 @@ static void test_members(void)
 	stop_child();
 }
 
+static void send_v2_query(uint64_t id, const char *path, int wait,
+			  int recursive, int stream, uint64_t since)
+{
+	Etcdserverpb__Request r = ETCDSERVERPB__REQUEST__INIT;
+	r.method = "GET";
+	r.path = (char *)path;
+	r.has_wait = r.wait = wait;
+	r.has_recursive = r.recursive = recursive;
+	r.has_stream = r.stream = stream;
+	r.has_since = 1;
+	r.since = since;
+	Ipc__Query q = IPC__QUERY__INIT;
+	q.query_case = IPC__QUERY__QUERY_V2;
+	q.v2 = &r;
+	CHECK(link_send_pb(gw.l, MSG_QUERY, id, &q.base) == 0);
+}
+
+/* The next result for id: a v2 answer with status, more and a body
+ * holding what (if not NULL). */
+static void expect_v2(uint64_t id, uint32_t status, int more, const char *what)
+{
+	Ipc__Result *r = expect_result(id);
+	CHECK(r->v2 && !r->error);
+	CHECK_EQ(r->v2->status, status);
+	CHECK_EQ(r->v2->more, more);
+	if (!what[0]) {
+		/* A wait's headers: no body yet. */
+		CHECK(r->v2->body.len == 0);
+		ipc__result__free_unpacked(r, NULL);
+		return;
+	}
+	CHECK(r->v2->body.len && r->v2->body.data[r->v2->body.len - 1] == '\n');
+	if (what && !memmem(r->v2->body.data, r->v2->body.len, what,
+			    strlen(what))) {
+		fprintf(stderr, "%llu: %.*s lacks %s\n", (unsigned long long)id,
+			(int)r->v2->body.len, (char *)r->v2->body.data, what);
+		exit(1);
+	}
+	ipc__result__free_unpacked(r, NULL);
+}
+
+/*
+ * The v2 keys API: a local GET, waits answered by an applied write (one
+ * shot, stream, canceled), the leader's SYNC proposed once a TTL is due
+ * and its expire event, and a restart keeping the store and its index.
+ */
+static void test_v2(void)
+{
+	start_child();
+	expect_applied(11, 11);
+	send_v2_query(400, "/k", 0, 0, 0, 0);
+	expect_v2(400, 404, 0, "\"errorCode\":100");
+	/* A wait that stays: its headers' frame (empty body, the index it
+	 * began at, more) at once. */
+	send_v2_query(401, "/k", 1, 0, 0, 0);
+	expect_v2(401, 200, 1, "");
+	send_v2_query(402, "/", 1, 1, 1, 0);
+	expect_v2(402, 200, 1, "");
+	send_v2_query(403, "/k", 1, 0, 0, 0);
+	expect_v2(403, 200, 1, "");
+	CHECK(link_send(gw.l, MSG_V2_CANCEL, 403, NULL, 0) == 0);
+	CHECK(quiet(&gw, 100));
+
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	Etcdserverpb__Request v2 = ETCDSERVERPB__REQUEST__INIT;
+	v2.method = "PUT";
+	v2.path = "/k";
+	v2.val = "v";
+	v2.has_expiration = 1;
+	v2.expiration = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec +
+			500000000;
+	Etcdserverpb__InternalRaftRequest r = ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
+	r.id = OUR_ID(30);
+	r.v2 = &v2;
+	Raftpb__Entry e12, *ep[1] = { &e12 };
+	req_entry(&e12, 12, &r);
+	send_entries(ep, 1);
+	free(e12.data.data);
+	expect_v2(OUR_ID(30), 201, 0, "\"action\":\"set\"");
+	/* The waits on "/" first: etcd walks the key's prefixes. */
+	expect_v2(402, 200, 1, "\"key\":\"/k\"");
+	expect_v2(401, 200, 0, "\"key\":\"/k\"");
+	CHECK(quiet(&gw, 100));
+
+	/* As leader, the SYNC once /k is due (500 ms ticks). */
+	Ipc__RaftState rs = IPC__RAFT_STATE__INIT;
+	rs.term = 3;
+	rs.leader = MEMBER_ID;
+	CHECK(link_send_pb(raft.l, MSG_RAFT_STATE, 0, &rs.base) == 0);
+	Etcdserverpb__InternalRaftRequest *sync = NULL;
+	struct frame *f;
+	for (;;) {
+		f = next_of(&raft, MSG_PROPOSE);
+		sync = etcdserverpb__internal_raft_request__unpack(
+			NULL, f->hdr.len, f->body);
+		CHECK(sync);
+		if (sync->v2)
+			break;
+		etcdserverpb__internal_raft_request__free_unpacked(sync, NULL);
+		frame_free(f);
+	}
+	CHECK(strcmp(sync->v2->method, "SYNC") == 0);
+	CHECK(sync->v2->time >= v2.expiration);
+	CHECK(sync->id >> 48 != (MEMBER_ID & 0xffff));
+	Raftpb__Entry e13;
+	raftpb__entry__init(&e13);
+	e13.index = 13;
+	e13.term = 3;
+	e13.data.len = f->hdr.len;
+	e13.data.data = f->body;
+	ep[0] = &e13;
+	send_entries(ep, 1);
+	etcdserverpb__internal_raft_request__free_unpacked(sync, NULL);
+	frame_free(f);
+	expect_v2(402, 200, 1, "\"action\":\"expire\"");
+	CHECK(quiet(&gw, 100));
+	stop_child();
+
+	/* A restart: the store is back at index 2, no history before it. */
+	start_child();
+	expect_applied(13, 13);
+	send_v2_query(404, "/k", 0, 0, 0, 0);
+	expect_v2(404, 404, 0, "\"index\":2}");
+	send_v2_query(405, "/k", 1, 0, 0, 1);
+	expect_v2(405, 400, 0, "cleared [3/1]");
+	stop_child();
+}
+
 /* Only the test's own process removes the directory (not a child). */
 static pid_t test_pid;
 
@@ -676,6 +807,7 @@ int main(void)
 
 	test_watch_lease();
 	test_members();
+	test_v2();
 	event_base_free(base);
 	return 0;
 }
