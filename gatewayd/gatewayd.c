@@ -31,18 +31,6 @@ static uint64_t unix_ms(void)
 	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-/* Detaches the client's request from p, so that p can be freed after. */
-static struct evhttp_request *take_req(struct pending *p)
-{
-	struct evhttp_request *req = p->req;
-	p->req = NULL;
-	if (p->conn) {
-		p->conn->pending = NULL;
-		p->conn = NULL;
-	}
-	return req;
-}
-
 void gw_propose(struct gw *gw, struct pending *p, ProtobufCMessage *irr)
 {
 	/* Without raftd nothing can be proposed, and without storaged the
@@ -260,7 +248,7 @@ static void answer(struct gw *gw, struct pending *p, Ipc__Result *r,
 		r->status->errors = NULL;
 	}
 
-	struct evhttp_request *req = take_req(p);
+	struct evhttp_request *req = pending_take_req(p);
 	if (req && !b.oom) {
 		size_t len;
 		char *out = jbuf_steal(&b, &len);
@@ -318,7 +306,7 @@ static void on_result(struct gw *gw, const struct msg_hdr *hdr,
 		answer(gw, p, r, &ttl.base);
 		r->error = e;
 	} else if (p->kind == PK_HEALTH) {
-		struct evhttp_request *req = take_req(p);
+		struct evhttp_request *req = pending_take_req(p);
 		if (req)
 			http_reply_health(req, !r->error);
 		pending_free(gw, p);

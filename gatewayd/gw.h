@@ -182,6 +182,9 @@ uint64_t gw_now_ms(void);
 /* pending.c */
 struct pending *pending_new(struct gw *gw, struct evhttp_request *req,
 			    struct conn *c, enum pkind kind, uint64_t id);
+/* Detaches the client's request from p (to answer it), so that p can be
+ * freed after. */
+struct evhttp_request *pending_take_req(struct pending *p);
 /* Unlinks p everywhere and frees it. */
 void pending_free(struct gw *gw, struct pending *p);
 /* Answers p with a gRPC error (if the client is still there), frees it. */
@@ -282,6 +285,9 @@ void v2_wait_gone(struct gw *gw, struct pending *p);
 /* Watches p's connection for the client closing while p waits (evhttp
  * reads nothing while a request is outstanding). */
 void v2_watch_gone(struct gw *gw, struct pending *p);
+/* Proposes r as InternalRaftRequest{ID, header, v2} with p's ID (r->ID too),
+ * within etcd's --max-request-bytes. */
+void v2_propose(struct gw *gw, struct pending *p, Etcdserverpb__Request *r);
 void v2_new_handle(struct gw *gw, struct evhttp_request *req, struct conn *c,
 		   const struct gw_listener *l);
 void v2_new_on_result(struct gw *gw, struct pending *p, const Ipc__Result *r);

@@ -53,6 +53,17 @@ void pending_no_deadline(struct gw *gw, struct pending *p)
 	TAILQ_INSERT_TAIL(p->dq, p, dq_link);
 }
 
+struct evhttp_request *pending_take_req(struct pending *p)
+{
+	struct evhttp_request *req = p->req;
+	p->req = NULL;
+	if (p->conn) {
+		p->conn->pending = NULL;
+		p->conn = NULL;
+	}
+	return req;
+}
+
 void pending_free(struct gw *gw, struct pending *p)
 {
 	if (!p)

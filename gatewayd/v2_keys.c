@@ -259,9 +259,7 @@ static const char *method_name(enum evhttp_cmd_type m)
 	}
 }
 
-/* Proposes r: InternalRaftRequest{ID, header, v2}. */
-static void v2_propose(struct gw *gw, struct pending *p,
-		       Etcdserverpb__Request *r)
+void v2_propose(struct gw *gw, struct pending *p, Etcdserverpb__Request *r)
 {
 	Etcdserverpb__InternalRaftRequest irr =
 		ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;

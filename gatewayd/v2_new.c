@@ -16,7 +16,6 @@
 #include <openssl/rand.h>
 
 #include "gw.h"
-#include "raft_internal.pb-c.h"
 #include "v2_form.h"
 
 #define NEW_DEFAULT_SIZE 3 /* as discovery.etcd.io */
@@ -99,17 +98,8 @@ void v2_new_handle(struct gw *gw, struct evhttp_request *req, struct conn *c,
 	r->path = path;
 	r->val = val;
 	r->has_prevexist = 1; /* a fresh directory, never an old token's */
-	r->has_id = 1;
-	r->id = p->id;
 	p->msg = &r->base;
-	Etcdserverpb__InternalRaftRequest irr =
-		ETCDSERVERPB__INTERNAL_RAFT_REQUEST__INIT;
-	Etcdserverpb__RequestHeader hdr = ETCDSERVERPB__REQUEST_HEADER__INIT;
-	hdr.id = p->id;
-	irr.header = &hdr;
-	irr.id = p->id;
-	irr.v2 = r;
-	gw_propose(gw, p, &irr.base);
+	v2_propose(gw, p, r);
 }
 
 void v2_new_on_result(struct gw *gw, struct pending *p, const Ipc__Result *r)
@@ -120,11 +110,7 @@ void v2_new_on_result(struct gw *gw, struct pending *p, const Ipc__Result *r)
 						 : "etcdserver: no response");
 		return;
 	}
-	p->req = NULL;
-	if (p->conn) {
-		p->conn->pending = NULL;
-		p->conn = NULL;
-	}
+	pending_take_req(p);
 	if (r->v2->status == 201) {
 		struct evbuffer *out = evhttp_request_get_output_buffer(req);
 		http_cors(req);

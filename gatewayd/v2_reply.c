@@ -18,22 +18,10 @@
 #include "gw.h"
 #include "v2_err.h"
 
-/* Detaches the client's request from p, so that p can be freed after. */
-static struct evhttp_request *take(struct pending *p)
-{
-	struct evhttp_request *req = p->req;
-	p->req = NULL;
-	if (p->conn) {
-		p->conn->pending = NULL;
-		p->conn = NULL;
-	}
-	return req;
-}
-
 void pending_v2_fail(struct gw *gw, struct pending *p, int code,
 		     const char *cause)
 {
-	struct evhttp_request *req = take(p);
+	struct evhttp_request *req = pending_take_req(p);
 	if (req && p->started)
 		/* The wait's headers are out: all we can do is end it. */
 		evhttp_send_reply_end(req);
@@ -186,7 +174,7 @@ void v2_on_result(struct gw *gw, struct pending *p, const Ipc__Result *r)
 	}
 	if (!p->started && !v->more) {
 		/* A whole answer. */
-		struct evhttp_request *req = take(p);
+		struct evhttp_request *req = pending_take_req(p);
 		char small[64];
 		v2_headers(gw, req, v->etcd_index, 1);
 		struct evbuffer *out = evhttp_request_get_output_buffer(req);
@@ -215,7 +203,7 @@ void v2_on_result(struct gw *gw, struct pending *p, const Ipc__Result *r)
 		}
 	}
 	if (!v->more) {
-		evhttp_send_reply_end(take(p));
+		evhttp_send_reply_end(pending_take_req(p));
 		pending_free(gw, p);
 	}
 }
