@@ -548,6 +548,8 @@ void gw_done(struct gw *gw)
 		pending_fail(gw, p, 14, ERR_TIMEOUT);
 	while ((p = TAILQ_FIRST(&gw->dq_health)))
 		pending_fail(gw, p, 14, ERR_TIMEOUT);
+	while ((p = TAILQ_FIRST(&gw->dq_none)))
+		pending_fail(gw, p, 14, ERR_TIMEOUT);
 	gwm_done(gw);
 	/* Closing the connections ends the streams and their watches. */
 	http_close_all(gw);
