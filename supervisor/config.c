@@ -374,8 +374,8 @@ int config_parse(struct config *c, int argc, char **argv, char **envp,
 				    "bad default for --%s: %s",
 				    config_flags[f].name, verr);
 
-	if (argc > 1 && (strcmp(argv[1], "gateway") == 0 ||
-			 strcmp(argv[1], "grpc-proxy") == 0))
+	/* "etcd gateway" is gateway_cmd.c's. */
+	if (argc > 1 && strcmp(argv[1], "grpc-proxy") == 0)
 		return config_fail(err, CFG_ERR_PLAIN, NULL,
 			    "etcd %s is not supported yet", argv[1]);
 
@@ -394,8 +394,6 @@ int config_parse(struct config *c, int argc, char **argv, char **envp,
 		return config_fail(err, CFG_ERR_PLAIN, NULL,
 			    "--config-file is not supported yet");
 	if ((r = parse_env(c, envp, err)) < 0)
-		return r;
-	if ((r = config_check_bootstrap_mode(c, err)) < 0)
 		return r;
 
 	bool discovery = cfg_str(c, F_DISCOVERY)[0] != 0;

@@ -162,6 +162,10 @@ int config_bootstrap(struct config *c, bool initialized, struct cfg_error *err);
 int config_initial_cluster(struct config *c, const char *ic,
 			   bool check_advertised, struct cfg_error *err);
 
+/* --initial-cluster into c->members as it is, without the checks a member
+ * of it needs (a v2 proxy's view of the cluster). 0 or -EINVAL. */
+int config_parse_cluster(struct config *c, struct cfg_error *err);
+
 /* The token member IDs are made from: --initial-cluster-token, or the
  * --discovery URL when there is one (as etcd does). */
 const char *config_cluster_token(const struct config *c);

@@ -216,6 +216,11 @@ static int check_new_member(struct config *c, struct cfg_error *err)
 	return r;
 }
 
+int config_parse_cluster(struct config *c, struct cfg_error *err)
+{
+	return parse_initial_cluster(c, cfg_str(c, F_INITIAL_CLUSTER), err);
+}
+
 /* etcd takes the discovery URL, as given, as the cluster token. */
 const char *config_cluster_token(const struct config *c)
 {
@@ -277,15 +282,6 @@ static bool any_scheme(const struct url_list *l, const char *a, const char *b)
 		if (strcmp(l->v[i].scheme, a) == 0 || strcmp(l->v[i].scheme, b) == 0)
 			return true;
 	return false;
-}
-
-int config_check_bootstrap_mode(const struct config *c, struct cfg_error *err)
-{
-	if (strcmp(cfg_str(c, F_PROXY), "off") != 0)
-		return config_fail(err, CFG_ERR_PLAIN, NULL,
-				   "--proxy=%s is not supported yet",
-				   cfg_str(c, F_PROXY));
-	return 0;
 }
 
 /*

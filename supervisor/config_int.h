@@ -43,11 +43,6 @@ int config_note(struct config *c, enum log_level lvl, const char *pkg,
 /* Shared by config.c and config_cluster.c. */
 int config_fail(struct cfg_error *err, enum cfg_err_kind kind, const char *pkg,
 		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/*
- * Proxy and discovery modes (later issues): refused before etcd's own checks,
- * which would otherwise complain about their combination with other flags.
- */
-int config_check_bootstrap_mode(const struct config *c, struct cfg_error *err);
 /* Go's time.ParseDuration: 0 or -EINVAL / -ERANGE. */
 int config_parse_duration(const char *s, int64_t *ret_ns);
 

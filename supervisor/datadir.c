@@ -47,6 +47,19 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+enum datadir_kind datadir_kind(const char *dir, const char *wal_dir)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	bool member = datadir_initialized(dir, wal_dir);
+	snprintf(path, sizeof(path), "%s/proxy", dir);
+	bool proxy = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+	return member && proxy ? DATADIR_BOTH
+	       : member	       ? DATADIR_MEMBER
+	       : proxy	       ? DATADIR_PROXY
+			       : DATADIR_EMPTY;
+}
+
 int datadir_create(const char *dir)
 {
 	char member[PATH_MAX];

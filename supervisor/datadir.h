@@ -17,6 +17,11 @@ struct identity {
  */
 bool datadir_initialized(const char *dir, const char *wal_dir);
 
+/* What a data dir holds, as etcd's identifyDataDirOrDie tells: a member
+ * (its WAL exists), a v2 proxy (<dir>/proxy exists), both, or neither. */
+enum datadir_kind { DATADIR_EMPTY, DATADIR_MEMBER, DATADIR_PROXY, DATADIR_BOTH };
+enum datadir_kind datadir_kind(const char *dir, const char *wal_dir);
+
 /* mkdir -p dir and dir/member, both 0700. 0 or -errno. */
 int datadir_create(const char *dir);
 

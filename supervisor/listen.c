@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "listen.h"
 
 /* Go prints syscall errors in lower case ("address already in use"). */
@@ -99,4 +100,24 @@ void listener_close(struct listener *l)
 	free(l->url);
 	l->fd = -1;
 	l->url = NULL;
+}
+
+int listeners_open(const struct config *c, bool clients_only,
+		   struct listener *ls, size_t *n, char *err, size_t errlen)
+{
+	static const struct {
+		enum flag_id f;
+		bool peer;
+	} lf[] = {{F_LISTEN_PEER_URLS, true}, {F_LISTEN_CLIENT_URLS, false}};
+	for (size_t k = clients_only ? 1 : 0; k < 2; k++) {
+		const struct url_list *l = cfg_urls(c, lf[k].f);
+		for (size_t i = 0; i < l->n; i++) {
+			int r = listener_open(&l->v[i], lf[k].peer, &ls[*n], err,
+					      errlen);
+			if (r < 0)
+				return r;
+			(*n)++;
+		}
+	}
+	return 0;
 }

@@ -24,4 +24,14 @@ int listener_open(const struct url *u, bool peer, struct listener *ret,
 		  char *err, size_t errlen);
 void listener_close(struct listener *l);
 
+struct config;
+/*
+ * Binds every --listen-peer-urls URL (unless clients_only), then every
+ * --listen-client-urls one, into ls (room for 2 * URL_LIST_MAX). *n counts
+ * those bound, also on failure (the caller closes them). 0, or -errno with
+ * Go's text in err.
+ */
+int listeners_open(const struct config *c, bool clients_only,
+		   struct listener *ls, size_t *n, char *err, size_t errlen);
+
 #endif

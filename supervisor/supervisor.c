@@ -73,6 +73,17 @@ static int linked(enum proc_role a, enum proc_role b)
 	       (a == PROC_STORAGED && b == PROC_GATEWAYD);
 }
 
+/*
+ * Whether this member runs role: a gateway or a v2 proxy is gatewayd alone
+ * (with discoveryd, which found its cluster or idles).
+ */
+static int wanted(const struct sup *s, enum proc_role role)
+{
+	if (s->wcfg->gateway || s->wcfg->proxy)
+		return role == PROC_GATEWAYD || role == PROC_DISCOVERYD;
+	return 1;
+}
+
 /* Start and restart order; shutdown runs the stages below instead. */
 static const enum proc_role start_order[] = {
 	PROC_STORAGED, PROC_RAFTD, PROC_GATEWAYD, PROC_DISCOVERYD,
@@ -172,7 +183,7 @@ static void child_msg(struct link *l, const struct msg_hdr *hdr,
 		log_info(PKG, "%s (pid %d) is ready", proc_name(c->role), (int)c->pid);
 		int all = 1;
 		for (int r = PROC_RAFTD; r < PROC_MAX; r++)
-			all &= s->ch[r].ready;
+			all &= s->ch[r].ready || !wanted(s, (enum proc_role)r);
 		if (all && !s->all_ready_logged) {
 			s->all_ready_logged = 1;
 			log_info(PKG, "all workers are ready");
@@ -280,6 +291,9 @@ static int start_child(struct sup *s, struct child *c)
 	if (c->role == PROC_GATEWAYD)
 		for (size_t i = 0; i < s->n_ls; i++) {
 			Ipc__Listener m = IPC__LISTENER__INIT;
+			/* A v2 proxy serves clients only. */
+			if (s->wcfg->proxy && s->ls[i].peer)
+				continue;
 			int fd = fcntl(s->ls[i].fd, F_DUPFD_CLOEXEC, 0);
 			if (fd < 0) {
 				log_err(PKG, "dup: %s", strerror(errno));
@@ -299,7 +313,8 @@ static void start_workers(struct sup *s, int discoveryd)
 {
 	for (size_t i = 0; i < sizeof(start_order) / sizeof(start_order[0]); i++) {
 		struct child *c = &s->ch[start_order[i]];
-		if ((c->role == PROC_DISCOVERYD) != discoveryd)
+		if ((c->role == PROC_DISCOVERYD) != discoveryd || c->pid > 0 ||
+		    !wanted(s, c->role))
 			continue;
 		int r = start_child(s, c);
 		if (r < 0) {
@@ -319,7 +334,7 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	/* Before a join's result, only discoveryd runs. */
 	if (c->sup->stopping || c->pid > 0 ||
-	    (c->sup->join && c->role != PROC_DISCOVERYD))
+	    (c->sup->join && c->role != PROC_DISCOVERYD) || !wanted(c->sup, c->role))
 		return;
 	int r = start_child(c->sup, c);
 	if (r < 0) {

@@ -254,7 +254,6 @@ def test_guide_case2_different_advertised_urls(tmp_path):
 # ------------------------------------------------------------------ later features
 
 LATER = [
-    ("proxy", ["--proxy", "on"], "--proxy"),
     ("config-file", ["--config-file", "etcd.conf.yml"], "--config-file"),
 ]
 

@@ -442,9 +442,15 @@ static void bootstrap(void)
 	CHECK(config_bootstrap(&t.c, false, &t.e) == 0);
 	CHECK(t.c.n_members == 0);
 	config_clear(&t.c);
-	expect_err(A("--proxy", "on"), NOENV, CFG_ERR_PLAIN, "--proxy=on is not supported yet");
-	expect_err(A("--proxy", "readonly", "--listen-client-urls", "http://127.0.0.1:2379"),
-		   NOENV, CFG_ERR_PLAIN, "--proxy=readonly is not supported yet");
+	/* A proxy: the listen URLs alone keep the default advertise URL
+	 * (etcd checks that only for members), and its cluster is read
+	 * as it is, without this member in it. */
+	parse(&t, A("--proxy", "readonly", "--listen-client-urls", "http://127.0.0.1:2379",
+		    "--initial-cluster", "a=http://10.0.0.1:2380,b=http://10.0.0.2:2380"),
+	      NOENV);
+	CHECK(t.r == 0);
+	CHECK(config_parse_cluster(&t.c, &t.e) == 0 && t.c.n_members == 2);
+	config_clear(&t.c);
 	/* A new member joining: the local cluster is checked as for a new
 	 * one (discoveryd matches it to the running cluster later). */
 	parse(&t, A("--initial-cluster-state", "existing"), NOENV);
@@ -454,8 +460,8 @@ static void bootstrap(void)
 	config_clear(&t.c);
 	expect_err(A("--config-file", "etcd.conf.yml"), NOENV, CFG_ERR_PLAIN,
 		   "--config-file is not supported yet");
-	expect_err(A("gateway", "start"), NOENV, CFG_ERR_PLAIN,
-		   "etcd gateway is not supported yet");
+	expect_err(A("grpc-proxy", "start"), NOENV, CFG_ERR_PLAIN,
+		   "etcd grpc-proxy is not supported yet");
 
 	/* A restart ignores --initial-cluster* (even a cluster without us). */
 	parse(&t, A("--name", "r", "--initial-cluster", "other=http://127.0.0.9:2380",
