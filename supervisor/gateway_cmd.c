@@ -290,9 +290,46 @@ static int check(struct gw_opts *o, bool own_resolver)
 	return 0;
 }
 
+/* The gateway's configuration, and the SRV lookup's answer it waits for. */
+struct gw_run {
+	struct gw_opts *o;
+	bool own_resolver;
+	Ipc__GatewayConfig g;
+	Ipc__WorkerConfig w;
+	Ipc__JoinResult *r; /* owned */
+};
+
+/* discoveryd's SRV endpoints (none: the --endpoints ones), then etcd's
+ * checks; 0 with *ret_wcfg, or -1 once printed. */
+static int srv_found(void *arg, Ipc__JoinResult *r,
+		     const Ipc__WorkerConfig **ret_wcfg)
+{
+	struct gw_run *run = arg;
+	struct gw_opts *o = run->o;
+	run->r = r;
+	if (r->n_endpoints) {
+		for (size_t i = 0; i < o->n_eps; i++)
+			free(o->eps[i]);
+		o->n_eps = 0;
+		for (size_t i = 0; i < r->n_endpoints && i < GW_MAX_ENDPOINTS; i++) {
+			if (!(o->eps[i] = strdup(r->endpoints[i])))
+				return -1;
+			o->n_eps++;
+		}
+	}
+	if (check(o, run->own_resolver) != 0)
+		return -1;
+	run->g.n_endpoints = o->n_eps;
+	run->g.endpoints = o->eps;
+	run->w.discovery_srv = ""; /* found: a restarted discoveryd idles */
+	*ret_wcfg = &run->w;
+	return 0;
+}
+
 int gateway_cmd(int argc, char **argv)
 {
 	struct gw_opts o = {.listen = "127.0.0.1:23790", .retry_ns = 60000000000LL};
+	struct gw_run run = {.o = &o};
 	int code = 1;
 	if (argc < 3 || strcmp(argv[2], "start") != 0) {
 		fputs(top_help, stdout);
@@ -304,13 +341,10 @@ int gateway_cmd(int argc, char **argv)
 	if (parse(&o, argc, argv, &code))
 		goto out;
 	const char *res = getenv("ETCDC_RESOLVER");
-	if (o.srv && o.srv[0]) {
-		/* The client SRV lookup belongs to discoveryd (issue 8's
-		 * next step); refused rather than ignored until then. */
-		fprintf(stderr, "etcd: gateway --discovery-srv is not supported yet\n");
-		goto out;
-	}
-	if ((code = check(&o, res && res[0])) != 0)
+	run.own_resolver = res && res[0];
+	bool srv = o.srv && o.srv[0];
+	/* With SRV records the checks wait for the endpoints they give. */
+	if (!srv && (code = check(&o, run.own_resolver)) != 0)
 		goto out;
 
 	/* Listen: "http://" only to reuse the URL parser and binder. */
@@ -318,35 +352,49 @@ int gateway_cmd(int argc, char **argv)
 	struct url u;
 	struct listener l;
 	snprintf(in, sizeof(in), "http://%s", o.listen);
-	if (url_parse(in, &u, err, sizeof(err)) < 0 ||
-	    listener_open(&u, false, &l, err, sizeof(err)) < 0) {
+	if (url_parse(in, &u, err, sizeof(err)) < 0) {
+		printf("failed to validate listen address: %s\n", o.listen);
+		code = 1;
+		goto out;
+	}
+	int r = listener_open(&u, false, &l, err, sizeof(err));
+	url_clear(&u);
+	if (r < 0) {
 		fprintf(stderr, "%s\n", err);
 		code = 1;
 		goto out;
 	}
-	url_clear(&u);
 	free(l.url);
 	char lurl[300];
 	snprintf(lurl, sizeof(lurl), "tcp://%s", o.listen);
 	l.url = lurl;
 
-	Ipc__GatewayConfig g = IPC__GATEWAY_CONFIG__INIT;
-	g.n_endpoints = o.n_eps;
-	g.endpoints = o.eps;
-	g.listen_addr = (char *)o.listen;
-	g.retry_delay_ms = (uint32_t)(o.retry_ns / 1000000 > UINT32_MAX
-					      ? UINT32_MAX : o.retry_ns / 1000000);
-	Ipc__WorkerConfig w = IPC__WORKER_CONFIG__INIT;
-	w.name = "gateway";
-	w.data_dir = "";
-	w.log_level = "info";
-	w.dns_resolver = (char *)(res ? res : "");
-	w.gateway = &g;
-	code = supervisor_run(&w, NULL, &l, 1);
+	Ipc__GatewayConfig *g = &run.g;
+	ipc__gateway_config__init(g);
+	g->n_endpoints = o.n_eps;
+	g->endpoints = o.eps;
+	g->listen_addr = (char *)o.listen;
+	g->retry_delay_ms = (uint32_t)(o.retry_ns / 1000000 > UINT32_MAX
+					       ? UINT32_MAX : o.retry_ns / 1000000);
+	g->insecure_discovery = o.insecure;
+	g->trusted_ca_file = (char *)(o.ca ? o.ca : "");
+	Ipc__WorkerConfig *w = &run.w;
+	ipc__worker_config__init(w);
+	w->name = "gateway";
+	w->data_dir = "";
+	w->log_level = "info";
+	w->dns_resolver = (char *)(res ? res : "");
+	w->discovery_srv = (char *)(srv ? o.srv : "");
+	w->discovery_srv_name = (char *)(o.srv_name ? o.srv_name : "");
+	w->gateway = g;
+	struct sup_join join = {srv_found, &run};
+	code = supervisor_run(w, srv ? &join : NULL, &l, 1);
 	l.url = NULL;
 	listener_close(&l);
 out:
 	for (size_t i = 0; i < o.n_eps; i++)
 		free(o.eps[i]);
+	if (run.r)
+		protobuf_c_message_free_unpacked(&run.r->base, NULL);
 	return code;
 }

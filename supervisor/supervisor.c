@@ -75,12 +75,13 @@ static int linked(enum proc_role a, enum proc_role b)
 
 /*
  * Whether this member runs role: a gateway or a v2 proxy is gatewayd alone
- * (with discoveryd, which found its cluster or idles).
+ * (and discoveryd while it looks up their cluster; afterwards it is not
+ * restarted).
  */
 static int wanted(const struct sup *s, enum proc_role role)
 {
 	if (s->wcfg->gateway || s->wcfg->proxy)
-		return role == PROC_GATEWAYD || role == PROC_DISCOVERYD;
+		return role == PROC_GATEWAYD || (s->join && role == PROC_DISCOVERYD);
 	return 1;
 }
 
