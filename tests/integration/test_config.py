@@ -281,11 +281,10 @@ def test_unix_url_is_refused(tmp_path):
 
 
 @pytest.mark.ours_only
-def test_gateway_mode_is_refused(tmp_path):
-    p = run_etcd(["gateway", "start", "--endpoints", "127.0.0.1:2379",
-                  "--listen-addr", "%s:23790" % fresh_host()], cwd=tmp_path, timeout=10)
+def test_grpc_proxy_is_refused(tmp_path):
+    p = run_etcd(["grpc-proxy", "start"], cwd=tmp_path, timeout=10)
     assert p.returncode == 1, p.stderr
-    assert "not supported yet" in p.stderr
+    assert "etcd grpc-proxy is not supported yet" in p.stderr
 
 
 def test_existing_state_without_other_members_fails(tmp_path):
