@@ -53,8 +53,10 @@ struct disc {
 
 static void check_start(struct disc *d);
 
-static void send_result(struct disc *d, const char *msg,
-			const struct disc_cluster *c)
+/* The end: msg (an error; "" once printed here), or the cluster c, which
+ * this member bootstraps, or (proxy) stands in front of as a v2 proxy. */
+static void send_result_as(struct disc *d, const char *msg,
+			   const struct disc_cluster *c, bool proxy)
 {
 	Ipc__JoinResult r = IPC__JOIN_RESULT__INIT;
 	Ipc__Error e = IPC__ERROR__INIT;
@@ -76,13 +78,20 @@ static void send_result(struct disc *d, const char *msg,
 			m[i].peerurls = c->m[i].urls;
 			mp[i] = &m[i];
 		}
-		r.bootstrap = 1;
+		r.bootstrap = !proxy;
+		r.proxy = proxy;
 		r.n_members = c->n;
 		r.members = mp;
 	}
 	worker_send_pb(d->w, PROC_SUPERVISOR, MSG_JOIN_RESULT, 0, &r.base);
 	free(m);
 	free(mp);
+}
+
+static void send_result(struct disc *d, const char *msg,
+			const struct disc_cluster *c)
+{
+	send_result_as(d, msg, c, false);
 }
 
 /* etcdmain's lines for a DiscoveryError without a case of its own. */
@@ -96,16 +105,35 @@ static void fail_join(struct disc *d, const char *err)
 	send_result(d, "", NULL);
 }
 
-static void fail_full(struct disc *d)
+/*
+ * The cluster is full (v: its first size registrations, taken): exit, or
+ * become a v2 proxy in front of it, as etcd's getCluster (nodesToCluster
+ * of those nodes) and startProxy.
+ */
+static void fail_full(struct disc *d, struct disc_node *v, size_t n)
 {
-	if (strcmp(d->w->cfg->discovery_fallback, "exit") == 0) {
-		fail_join(d, "discovery: cluster is full");
-		return;
+	struct disc_cluster *c = NULL;
+	int r = -ENOSPC;
+	if (strcmp(d->w->cfg->discovery_fallback, "exit") != 0) {
+		log_notice(MAIN, "discovery cluster full, falling back to proxy");
+		char **values = calloc(n ? n : 1, sizeof(*values));
+		if (!values)
+			worker_fatal(d->w, "discoveryd: out of memory");
+		for (size_t i = 0; i < n; i++)
+			values[i] = v[i].value;
+		r = disc_cluster_new(values, n, d->size, &c);
+		free(values);
+		if (r == -ENOMEM)
+			worker_fatal(d->w, "discoveryd: out of memory");
 	}
-	log_notice(MAIN, "discovery cluster full, falling back to proxy");
-	send_result(d, "cannot fall back to proxy: the v2 proxy is not "
-		    "supported yet (use --discovery-fallback exit, or a new "
-		    "discovery token)", NULL);
+	if (r == 0)
+		send_result_as(d, NULL, c, true);
+	else
+		fail_join(d, r == -ENOSPC ? "discovery: cluster is full"
+			  : r == -EINVAL ? "discovery: invalid URL"
+					 : "discovery: duplicate name");
+	disc_cluster_free(c);
+	disc_nodes_free(v, n);
 }
 
 /* The guide's line, not 3.4's raw client error (see discovery.md). */
@@ -514,8 +542,7 @@ static void on_dir(void *arg, int err, const struct dhttp_resp *r,
 	}
 	d->index = r->has_index ? r->etcd_index : 0;
 	if (disc_check_nodes(v, &n, d->size, d->self) == -ENOSPC) {
-		disc_nodes_free(v, n);
-		fail_full(d);
+		fail_full(d, v, n);
 		return;
 	}
 	if (!d->created) {

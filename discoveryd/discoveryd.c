@@ -35,6 +35,14 @@ static enum { M_NONE, M_JOIN, M_DISCOVERY } mode;
 
 static int on_start(struct worker *w)
 {
+	/* A gateway's endpoints from SRV records (blocking lookups and
+	 * handshakes, each bounded: nothing else runs here). */
+	if (w->cfg->gateway) {
+		if (w->cfg->discovery_srv && w->cfg->discovery_srv[0] &&
+		    gateway_srv(w) < 0)
+			worker_fatal(w, "discoveryd: out of memory");
+		return 0;
+	}
 	/* member_id is set once the join's result is known: a restarted
 	 * discoveryd has nothing left to do. */
 	if (w->cfg->discovery_srv && w->cfg->discovery_srv[0] &&

@@ -29,6 +29,11 @@ struct worker;
  * -ENOMEM. */
 int bootstrap_srv(struct worker *w);
 
+/* gateway_srv.c: the gateway's endpoints from _etcd-client SRV records;
+ * MSG_JOIN_RESULT (endpoints, or an error) is sent before it returns. 0 or
+ * -ENOMEM. */
+int gateway_srv(struct worker *w);
+
 /* join_fetch.c: starts the fetch; MSG_JOIN_RESULT follows. 0 or -errno. */
 int join_start(struct worker *w);
 /* Frees what join_start set up (at the worker's stop). */

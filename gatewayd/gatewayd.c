@@ -16,6 +16,7 @@
 #include "gw.h"
 #include "gw_tls.h"
 #include "log.h"
+#include "modes.h"
 #include "pbjson.h"
 #include "peer.h"
 #include "raft_internal.pb-c.h"
@@ -461,6 +462,11 @@ static void on_listener(struct worker *w, const Ipc__Listener *l, int fd)
 	/* Listeners come before MSG_START: set up on the first one. */
 	if (gw_init(gw, w) < 0)
 		worker_fatal(w, "gatewayd: cannot start");
+	if (gw->gateway) {
+		if (gateway_listen(gw, fd) < 0)
+			worker_fatal(w, "cannot serve %s", l->url);
+		return;
+	}
 	if (http_listen(gw, l->url, l->peer, fd) < 0)
 		worker_fatal(w, "cannot serve %s", l->url);
 	log_info("embed", "serving %s traffic on %s", l->peer ? "peer" : "client",
@@ -531,7 +537,9 @@ int gw_init(struct gw *gw, struct worker *w)
 	int r;
 	if ((r = dns_init(gw, cfg->dns_resolver)) < 0 ||
 	    (r = gw_tls_init(gw)) < 0 || (r = peer_init(gw)) < 0 ||
-	    (r = snap_init(gw)) < 0) {
+	    (r = snap_init(gw)) < 0 ||
+	    (cfg->gateway && (r = gateway_init(gw)) < 0) ||
+	    (cfg->proxy && (r = proxy_init(gw)) < 0)) {
 		gw_done(gw);
 		return r;
 	}
@@ -551,8 +559,10 @@ void gw_done(struct gw *gw)
 	while ((p = TAILQ_FIRST(&gw->dq_none)))
 		pending_fail(gw, p, 14, ERR_TIMEOUT);
 	gwm_done(gw);
+	gateway_done(gw);
 	/* Closing the connections ends the streams and their watches. */
 	http_close_all(gw);
+	proxy_done(gw);
 	/* After the connections: their close callbacks still see it. */
 	snap_done(gw);
 	peer_done(gw);

@@ -173,6 +173,9 @@ struct gw {
 	struct snaps *snaps;
 	struct u64map pstats;       /* member id -> struct pstat (peer_stats.c) */
 	struct gw_tls *tls;         /* TLS contexts and handshakes (gw_tls.c) */
+	/* The other modes (modes.h): at most one is set. */
+	struct gateway *gateway;
+	struct v2proxy *proxy;
 	/* Tests see a fatal peer error here instead of the exit. */
 	void (*fatal_hook)(struct gw *gw, const char *msg);
 };

@@ -16,6 +16,7 @@
 #include "gw_tls.h"
 #include "stream.h"
 #include "log.h"
+#include "modes.h"
 #include "peer.h"
 #include "rpc.pb-c.h"
 
@@ -233,6 +234,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	if (m == EVHTTP_REQ_OPTIONS) {
 		http_reply_text(req, 200, NULL, NULL);
+		return;
+	}
+	if (gw->proxy) {
+		/* The v2 proxy forwards everything else, as etcd's does. */
+		proxy_handle(gw, req, l);
 		return;
 	}
 	if ((rest = after(path, "/v3/")) || (rest = after(path, "/v3beta/"))) {

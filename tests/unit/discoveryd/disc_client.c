@@ -41,7 +41,7 @@ static void on_msg(struct link *l, const struct msg_hdr *hdr,
 		printf("ERROR %s\n", r->error->message);
 		rc = 1;
 	} else {
-		printf("OK%s ", r->bootstrap ? "" : "(no bootstrap)");
+		printf("OK%s ", r->proxy ? "(proxy)" : r->bootstrap ? "" : "(no bootstrap)");
 		for (size_t i = 0; i < r->n_members; i++)
 			for (size_t k = 0; k < r->members[i]->n_peerurls; k++)
 				printf("%s%s=%s", i || k ? "," : "",

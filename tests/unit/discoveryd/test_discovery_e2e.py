@@ -213,7 +213,10 @@ def main():
         "I | etcdmain: please generate a new discovery token and try to bootstrap again."],
         "full/exit: %r %r" % (out, ll))
     rc, out, err = finish(run(tok, "infra3", "http://127.0.3.13:2380"))
-    check(rc == 1 and out.startswith("ERROR cannot fall back to proxy") and
+    # the default fallback: a proxy in front of the first size registrations
+    check(rc == 0 and out.startswith("OK(proxy) ") and
+          all("infra%d=" % i in out for i in range(3)) and
+          "infra3" not in out and
           lines(err) == ["N | etcdmain: discovery cluster full, falling back to proxy"],
           "full/proxy: %r %r" % (out, err))
     _, d = v2(base, "GET", "/v2/keys/discovery/tok3")
