@@ -24,7 +24,7 @@ bool datadir_initialized(const char *dir, const char *wal_dir)
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int mkdir_p(const char *path, mode_t mode)
+int datadir_mkdir_p(const char *path, mode_t mode)
 {
 	char buf[PATH_MAX];
 	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
@@ -63,7 +63,7 @@ enum datadir_kind datadir_kind(const char *dir, const char *wal_dir)
 int datadir_create(const char *dir)
 {
 	char member[PATH_MAX];
-	int r = mkdir_p(dir, 0700);
+	int r = datadir_mkdir_p(dir, 0700);
 	if (r < 0)
 		return r;
 	if (snprintf(member, sizeof(member), "%s/member", dir) >= (int)sizeof(member))

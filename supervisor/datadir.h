@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct identity {
 	uint64_t member_id;
@@ -21,6 +22,9 @@ bool datadir_initialized(const char *dir, const char *wal_dir);
  * (its WAL exists), a v2 proxy (<dir>/proxy exists), both, or neither. */
 enum datadir_kind { DATADIR_EMPTY, DATADIR_MEMBER, DATADIR_PROXY, DATADIR_BOTH };
 enum datadir_kind datadir_kind(const char *dir, const char *wal_dir);
+
+/* mkdir -p path with mode. 0 or -errno. */
+int datadir_mkdir_p(const char *path, mode_t mode);
 
 /* mkdir -p dir and dir/member, both 0700. 0 or -errno. */
 int datadir_create(const char *dir);

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "datadir.h"
 #include "proxy_mode.h"
 
 #define CLUSTER_FILE_MAX (1u << 20)
@@ -110,8 +111,9 @@ int proxy_cluster_write(const char *dir, const struct proxy_peers *p)
 {
 	char path[PATH_MAX], tmp[PATH_MAX], pdir[PATH_MAX];
 	snprintf(pdir, sizeof(pdir), "%s/proxy", dir);
-	if (mkdir(pdir, 0700) < 0 && errno != EEXIST)
-		return -errno;
+	int e = datadir_mkdir_p(pdir, 0700);
+	if (e < 0)
+		return e;
 	cluster_path(dir, path, sizeof(path), "");
 	cluster_path(dir, tmp, sizeof(tmp), ".bak");
 	json_t *urls = json_array(), *root = json_object();
