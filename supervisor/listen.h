@@ -7,7 +7,10 @@
 
 #include "url.h"
 
-#define LISTEN_BACKLOG 1024
+/* Go listens with the kernel's net.core.somaxconn (4096 by default); the
+ * kernel caps this at that value. A burst of connections (2,000 clients at
+ * a gateway) must not overflow it into SYN retries. */
+#define LISTEN_BACKLOG 4096
 
 struct listener {
 	int fd;    /* owned: bound, listening, non-blocking, close-on-exec */

@@ -315,14 +315,6 @@ def test_full_cluster_falls_back_to_a_proxy_by_default(members, disc, guide_host
     first = _single(members, url, extra=["--enable-v2"])
     late = guide_member(members, 1, url)
     late.spawn()
-    if not IS_REFERENCE:
-        # the v2 proxy comes with issue 8: until then ours says so and exits 1
-        late.proc.wait(30)
-        t = late.stderr_text()
-        assert late.proc.returncode == 1, t[-3000:]
-        assert "N | etcdmain: discovery cluster full, falling back to proxy" in t, t[-3000:]
-        assert "the v2 proxy is not supported yet" in t, t[-3000:]
-        return
     wait_until(lambda: _serves_v2(late), 30, 0.2, "the proxy to serve /v2/keys")
     t = late.stderr_text()
     assert "N | etcdmain: discovery cluster full, falling back to proxy" in t, t[-3000:]
