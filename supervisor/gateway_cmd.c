@@ -74,6 +74,8 @@ static int usage_error(const char *fmt, const char *a, const char *b)
 static int add_endpoints(struct gw_opts *o, const char *v)
 {
 	if (!o->eps_set) {
+		for (size_t i = 0; i < o->n_eps; i++)
+			free(o->eps[i]);
 		o->n_eps = 0;
 		o->eps_set = true;
 	}
