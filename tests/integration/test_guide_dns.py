@@ -18,11 +18,14 @@ import time
 
 import pytest
 
+import clusterlib
 import etcdlib
 import tlslib
 from etcdlib import member_id, run_etcd, wait_until
 
 pytestmark = pytest.mark.ours_only
+
+cluster = clusterlib.cluster  # the fixture
 
 HOSTS = ["127.0.1.10", "127.0.1.11", "127.0.1.12"]
 TOKEN = "etcd-cluster-1"
@@ -40,9 +43,9 @@ def _udp_port_free(host, port):
         s.close()
 
 
-def _dnsmasq(service):
+def _dnsmasq(service, hosts=HOSTS, port=2380):
     """dnsmasq answering for example.com (and nothing else) on a fresh loopback host:
-    SRV records of `service` for infra{0,1,2}.example.com:2380, their A records."""
+    SRV records of `service` for infra{0,1,2}.example.com:<port>, A records to hosts."""
     if not os.path.exists(DNSMASQ):
         pytest.fail("dnsmasq is missing (tests/install-deps.sh installs dnsmasq-base)")
     host = next(h for h in ("127.0.3.53", "127.0.3.54", "127.0.3.55")
@@ -50,8 +53,9 @@ def _dnsmasq(service):
     args = [DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
             "--no-hosts", "--bind-interfaces", "--listen-address=" + host, "--port=53",
             "--local=/com/", "--user=root", "--pid-file="]
-    for i, h in enumerate(HOSTS):
-        args.append("--srv-host=%s.example.com,infra%d.example.com,2380,0,0" % (service, i))
+    for i, h in enumerate(hosts):
+        args.append("--srv-host=%s.example.com,infra%d.example.com,%d,0,0"
+                    % (service, i, port))
         args.append("--host-record=infra%d.example.com,%s" % (i, h))
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -211,3 +215,36 @@ def test_srv_tls_peers_without_the_domain_are_refused(members, dns_ssl, tmp_path
     for m in ms:
         assert not m.client.healthy(), m.stderr_text()
     assert any("not example.com" in m.stderr_text() for m in ms), ms[0].stderr_text()
+
+
+def test_gateway_endpoints_from_client_srv_records(cluster, members):
+    """`etcd gateway start --discovery-srv`: _etcd-client._tcp records name the members'
+    client ports. Plain-http records are used only with --insecure-discovery (as etcd);
+    without it the gateway falls back to --endpoints."""
+    c = cluster(3)
+    gen = _dnsmasq("_etcd-client._tcp", hosts=[m.host for m in c], port=2379)
+    dns_host = next(gen)
+    try:
+        env = {"ETCDC_RESOLVER": dns_host}
+        h = etcdlib.fresh_host()
+        gw = members.new("gw", plain=True, host=h, env=env, args=[
+            "gateway", "start", "--discovery-srv", "example.com", "--insecure-discovery",
+            "--listen-addr", "%s:2379" % h]).start()
+        seen = set()
+        for i in range(3):
+            r = gw.client.ok("/v3/kv/put", {"key": etcdlib.b64("srv%d" % i), "value": ""})
+            seen.add(r["header"]["member_id"])
+        assert len(seen) == 3, seen
+        assert "discovered the cluster" in gw.stderr_text()
+        assert "infra0.example.com.:2379" in gw.stderr_text()
+        # without --insecure-discovery the http records are thrown away: --endpoints
+        h2 = etcdlib.fresh_host()
+        gw2 = members.new("gw2", plain=True, host=h2, env=env, args=[
+            "gateway", "start", "--discovery-srv", "example.com",
+            "--endpoints", "%s:2379" % c[1].host, "--listen-addr", "%s:2379" % h2]).start()
+        for i in range(3):
+            r = gw2.client.ok("/v3/kv/range", {"key": etcdlib.b64("srv0")})
+            assert int(r["header"]["member_id"]) == c[1].member_id, r
+        assert "is insecure" in gw2.stderr_text()
+    finally:
+        gen.close()
