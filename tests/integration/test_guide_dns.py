@@ -248,3 +248,37 @@ def test_gateway_endpoints_from_client_srv_records(cluster, members):
         assert "is insecure" in gw2.stderr_text()
     finally:
         gen.close()
+
+
+def test_guide_dns_srv_with_host_names(members):
+    """The guide's first DNS variant: members advertise host names (infraN.example.com),
+    which the SRV targets resolve to. They listen on the addresses (as etcd 3.4 too, a
+    listen URL must be an IP), and reach each other by name through ETCDC_RESOLVER."""
+    hosts = [etcdlib.fresh_host() for _ in range(3)]
+    gen = _dnsmasq("_etcd-server._tcp", hosts=hosts)
+    dns_host = next(gen)
+    try:
+        env = {"ETCDC_RESOLVER": dns_host}
+        ms = []
+        for i, h in enumerate(hosts):
+            name = "infra%d.example.com" % i
+            args = ["--name", "infra%d" % i, "--discovery-srv", "example.com",
+                    "--initial-advertise-peer-urls", "http://%s:2380" % name,
+                    "--initial-cluster-token", TOKEN, "--initial-cluster-state", "new",
+                    "--advertise-client-urls", "http://%s:2379" % name,
+                    "--listen-client-urls", "http://%s:2379" % h,
+                    "--listen-peer-urls", "http://%s:2380" % h,
+                    "--data-dir", "infra%d.etcd" % i]
+            ms.append(members.new("infra%d" % i, plain=True, host=h, env=env, args=args))
+        for m in ms:
+            m.spawn()
+        for m in ms:
+            m.wait_healthy()
+        got = ms[0].client.ok("/v3/cluster/member/list", {})["members"]
+        assert sorted(u for x in got for u in x["peerURLs"]) == \
+            ["http://infra%d.example.com:2380" % i for i in range(3)]
+        assert ms[0].client.put("names", "v")
+        wait_until(lambda: ms[2].client.get_value("names") == b"v", 10, 0.1,
+                   "infra2 to read the write")
+    finally:
+        gen.close()
