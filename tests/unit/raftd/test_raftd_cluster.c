@@ -468,7 +468,8 @@ static void raftd_leads(int n_peers)
 	/* The peers wait, so raftd campaigns first. */
 	for (int i = 0; i < F.n_peers; i++)
 		F.peers[i].frozen = true;
-	CHECK(wait_for(c_raftd_leads, 5000));
+	/* Generous: under ASan on a loaded machine an election took over 5 s. */
+	CHECK(wait_for(c_raftd_leads, 15000));
 	for (int i = 0; i < F.n_peers; i++)
 		F.peers[i].frozen = false;
 	F.applied_next = 1;
