@@ -13,4 +13,7 @@ enum {
 	V2E_RAFT_INTERNAL = 300,
 };
 
+/* The most levels a v2 key may have ("/a/b" has 2). */
+#define V2_MAX_DEPTH 1024
+
 #endif

@@ -314,6 +314,16 @@ void v2_keys_handle(struct gw *gw, struct evhttp_request *req,
 		pending_v2_fail(gw, p, V2E_INVALID_FORM, "invalid key");
 		return;
 	}
+	/* storaged walks a key's levels recursively: tens of thousands of
+	 * them (a 64 KiB request line allows 32k) would overflow its stack
+	 * at apply, again at every restart. etcd has no such limit. */
+	size_t depth = 0;
+	for (const char *k = key; *k; k++)
+		depth += *k == '/';
+	if (depth > V2_MAX_DEPTH) {
+		pending_v2_fail(gw, p, V2E_INVALID_FIELD, "key has too many levels");
+		return;
+	}
 	etcdserverpb__request__init(r);
 	const char *cause = NULL;
 	int no_value = 0;

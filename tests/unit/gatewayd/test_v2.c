@@ -201,6 +201,14 @@ static void test_errors(void)
 		EXPECT(x, cases[i].status, cases[i].body);
 		CHECK(strcmp(x->etcd_index, "0") == 0, "error index %s", x->etcd_index);
 	}
+	/* Too many levels for storaged's recursive walks. */
+	char *deep = malloc(6 * 1100 + 16);
+	int o = sprintf(deep, "/v2/keys");
+	for (int i = 0; i < 1100; i++)
+		o += sprintf(deep + o, "/a");
+	struct exchange *x = http(EVHTTP_REQ_PUT, deep, NULL);
+	EXPECT(x, 400, V2ERR(209, "Invalid field", "key has too many levels"));
+	free(deep);
 	CHECK(n_propose == np, "a bad request was proposed");
 }
 
